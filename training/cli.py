@@ -1,0 +1,36 @@
+"""The `scenetext` command line: thin sub-commands over library functions users can also call."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Each module below exposes `add_parser(subparsers)`; the parser it adds sets `func`, which receives the
+# parsed arguments and returns the process exit code. Modules are imported only to build the parser.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+# `scenetext convert MODEL SRC DST`: one converter per model, next to the model it feeds.
+CONVERTER_MODULES: tuple[str, ...] = ("scenetext.modeling.clip4str.convert_clip4str",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scenetext", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    convert = subparsers.add_parser("convert", help="convert an official checkpoint into a transformers folder")
+    converters = convert.add_subparsers(dest="model", required=True)
+    for module_name in CONVERTER_MODULES:
+        importlib.import_module(module_name).add_parser(converters)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
