@@ -1,4 +1,8 @@
 import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -8,8 +12,57 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Prepended to every isolated script: `scenetext` must be unimportable there, exactly as on a machine
+# that only downloaded a Hub folder (the editable install would otherwise find it).
+_BLOCK_SCENETEXT = """
+import sys
+class _BlockScenetext:
+    def find_spec(self, name, path=None, target=None):
+        if name == "scenetext" or name.startswith("scenetext."):
+            raise ImportError("scenetext is not importable in this isolated process")
+        return None
+sys.meta_path.insert(0, _BlockScenetext())
+try:
+    import scenetext  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("isolation failed: scenetext was importable")
+"""
 
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture
+def run_isolated(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """Run a Python script in a fresh process, outside the repository, where `scenetext` cannot be
+    imported and the Hub is offline; return its stdout (the test fails with its stderr otherwise)."""
+
+    def run(script: str, timeout: float = 300) -> str:
+        workdir = tmp_path_factory.mktemp("isolated")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+            HF_MODULES_CACHE=str(workdir / "modules_cache"),
+            HF_HOME=str(workdir / "hf_home"),
+        )
+        source = _BLOCK_SCENETEXT + textwrap.dedent(script)
+        result = subprocess.run(
+            [sys.executable, "-c", source],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            pytest.fail(f"isolated process failed ({result.returncode}):\n{result.stderr[-4000:]}")
+        return result.stdout
+
+    return run

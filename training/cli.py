@@ -18,7 +18,9 @@ CONVERTER_MODULES: tuple[str, ...] = ("scenetext.modeling.clip4str.convert_clip4
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scenetext", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
-    convert = subparsers.add_parser("convert", help="convert an official checkpoint into a transformers folder")
+    convert = subparsers.add_parser(
+        "convert", help="convert an official checkpoint into a transformers folder"
+    )
     converters = convert.add_subparsers(dest="model", required=True)
     for module_name in CONVERTER_MODULES:
         importlib.import_module(module_name).add_parser(converters)
