@@ -110,7 +110,11 @@ def test_vocab_file_and_a_different_charset_conflict(tmp_path):
     ],
 )
 def test_normalize_applies_the_official_pipeline(label, expected_36, expected_62, expected_94):
-    for charset, expected in ((CHARSET_36, expected_36), (CHARSET_62, expected_62), (CHARSET_94, expected_94)):
+    for charset, expected in (
+        (CHARSET_36, expected_36),
+        (CHARSET_62, expected_62),
+        (CHARSET_94, expected_94),
+    ):
         tokenizer = Clip4StrTokenizer(charset=charset)
         assert tokenizer.check_label(label, normalize=True) == expected
         assert tokenizer.preprocess_label(label) == expected == preprocess_label(label, charset)
@@ -187,7 +191,7 @@ def test_bad_constructor_arguments_are_rejected(kwargs, message):
 
 
 def test_missing_or_malformed_vocab_files_are_reported(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.json does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.json does not exist"):
         Clip4StrTokenizer(vocab_file=str(tmp_path / "missing.json"))
     malformed = tmp_path / "vocab.json"
     malformed.write_text(json.dumps({"a": 0, "b": 1, "[B]": 2, "[P]": 3}))
