@@ -1,0 +1,377 @@
+"""Synthetic word crops (recognition) and scenes with exact quadrilateral ground truth (detection).
+
+These are the embedded default training data of the small demo models. Every sample is a pure function of
+``(seed, index)``: its random generator is seeded with both, so a sample does not depend on which shard,
+DataLoader worker or rank produces it, and the same seed gives identical pixels. A held-out set is the same
+generator with another seed.
+
+Scene ground truth: each word is rendered as a tight ink mask, and the mask is placed with an affine map
+(rotation about its centre, then translation); the quadrilateral is that map applied to the mask's frame,
+in continuous image coordinates (pixel ``(i, j)`` covers ``[j, j + 1] x [i, i + 1]``), clockwise from the
+word's top-left corner. Words keep at least ``word_gap`` pixels apart and lie fully inside the image.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from datasets import IterableDataset
+from shapely.geometry import Polygon
+
+from .samples import DETECTION_FEATURES, RECOGNITION_FEATURES
+from .synthetic_backgrounds import (
+    BACKGROUND_KINDS,
+    apply_camera_effects,
+    composite,
+    draw_distractors,
+    pick_ink_colour,
+    render_background,
+)
+from .synthetic_text import TextSampling
+from .text_rendering import Font, available_fonts, render_text_mask
+
+# Separate random streams, so that word crops and scenes of the same seed are unrelated.
+_WORD_STREAM, _SCENE_STREAM = 0, 1
+
+
+@dataclass(frozen=True)
+class SyntheticWordConfig:
+    """How synthetic word crops look. Ranges are ``(low, high)``, inclusive.
+
+    Attributes:
+        text: what the words say.
+        font_paths: extra TrueType/OpenType files besides Pillow's and OpenCV's built-in fonts.
+        font_size: em size in pixels.
+        max_rotation: largest in-plane rotation, degrees.
+        perspective_probability: share of crops whose corners are jittered (a mild perspective view).
+        slant_probability / bold_probability: shares of oblique and heavier or lighter lettering.
+        outline_probability: share of words with an outline or drop shadow of another colour.
+        backgrounds: kinds of backgrounds, see `synthetic_backgrounds.BACKGROUND_KINDS`.
+        min_contrast: least brightness difference (0..255) between ink and background.
+        blur_probability / noise_probability / jpeg_probability: camera effects.
+    """
+
+    text: TextSampling = field(default_factory=TextSampling)
+    font_paths: tuple[str, ...] = ()
+    font_size: tuple[int, int] = (20, 48)
+    max_rotation: float = 4.0
+    perspective_probability: float = 0.3
+    slant_probability: float = 0.25
+    bold_probability: float = 0.4
+    outline_probability: float = 0.15
+    # No "clutter" by default: a line across a short crop can hide a character and make the label unreadable.
+    backgrounds: tuple[str, ...] = ("flat", "gradient", "texture")
+    min_contrast: float = 60.0
+    blur_probability: float = 0.4
+    noise_probability: float = 0.5
+    jpeg_probability: float = 0.3
+
+    def __post_init__(self) -> None:
+        _check_range("font_size", self.font_size, minimum=8)
+
+
+@dataclass(frozen=True)
+class SyntheticSceneConfig:
+    """How synthetic scenes look. Ranges are ``(low, high)``, inclusive.
+
+    Attributes:
+        text: what the words say.
+        font_paths: extra TrueType/OpenType files besides Pillow's and OpenCV's built-in fonts.
+        image_size: range of each side of the image, pixels.
+        num_words: how many words are attempted; fewer are placed when the image is full.
+        font_size: em size in pixels.
+        max_angle: largest rotation of a word, degrees; ``horizontal_probability`` of words are not rotated.
+        word_gap: least distance between two words' quadrilaterals, pixels.
+        distractors: how many non-text shapes and lines are drawn on top of the background.
+        backgrounds, min_contrast, slant/bold probabilities, camera effects: as in `SyntheticWordConfig`.
+    """
+
+    text: TextSampling = field(default_factory=lambda: TextSampling(max_length=10))
+    font_paths: tuple[str, ...] = ()
+    image_size: tuple[int, int] = (320, 640)
+    num_words: tuple[int, int] = (1, 8)
+    font_size: tuple[int, int] = (16, 64)
+    max_angle: float = 30.0
+    horizontal_probability: float = 0.3
+    word_gap: float = 4.0
+    distractors: tuple[int, int] = (0, 6)
+    backgrounds: tuple[str, ...] = BACKGROUND_KINDS
+    min_contrast: float = 60.0
+    slant_probability: float = 0.2
+    bold_probability: float = 0.4
+    blur_probability: float = 0.3
+    noise_probability: float = 0.5
+    jpeg_probability: float = 0.3
+
+    def __post_init__(self) -> None:
+        _check_range("image_size", self.image_size, minimum=32)
+        _check_range("num_words", self.num_words, minimum=0)
+        _check_range("font_size", self.font_size, minimum=8)
+        _check_range("distractors", self.distractors, minimum=0)
+
+
+def render_word_sample(index: int, seed: int = 0, config: SyntheticWordConfig | None = None) -> dict:
+    """The synthetic word crop number ``index`` of ``seed``: ``{"image", "label", "source"}``."""
+    config = config or SyntheticWordConfig()
+    rng = _sample_rng(seed, index, _WORD_STREAM)
+    text = config.text.sample(rng)
+    mask = _render_styled_mask(rng, text, config.font_paths, config.font_size, config)
+    mask = _place_in_crop(rng, mask, config)
+    height, width = mask.shape
+    image = render_background(rng, width, height, config.backgrounds)
+    ink = pick_ink_colour(rng, image, config.min_contrast)
+    if rng.random() < config.outline_probability:
+        _draw_outline_or_shadow(rng, image, mask, ink)
+    composite(image, mask, ink)
+    picture = apply_camera_effects(
+        rng,
+        image,
+        config.blur_probability,
+        config.noise_probability,
+        config.jpeg_probability,
+        blur_scale=height / 48,
+    )
+    return {"image": picture, "label": text, "source": f"synthetic-words-seed{seed}:{index}"}
+
+
+def render_scene_sample(index: int, seed: int = 0, config: SyntheticSceneConfig | None = None) -> dict:
+    """The synthetic scene number ``index`` of ``seed``:
+    ``{"image", "polygons", "texts", "ignore", "source"}`` with one exact quadrilateral per word."""
+    config = config or SyntheticSceneConfig()
+    rng = _sample_rng(seed, index, _SCENE_STREAM)
+    width, height = (int(rng.integers(config.image_size[0], config.image_size[1] + 1)) for _ in range(2))
+    image = render_background(rng, width, height, config.backgrounds)
+    draw_distractors(rng, image, int(rng.integers(config.distractors[0], config.distractors[1] + 1)))
+    placed: list[Polygon] = []
+    polygons, texts = [], []
+    for _ in range(int(rng.integers(config.num_words[0], config.num_words[1] + 1))):
+        text = config.text.sample(rng)
+        placement = _place_word(rng, text, config, width, height, placed)
+        if placement is None:
+            continue
+        mask, matrix, quad = placement
+        _composite_word(rng, image, mask, matrix, quad, config.min_contrast)
+        placed.append(Polygon(quad))
+        polygons.append([float(value) for point in quad for value in point])
+        texts.append(text)
+    picture = apply_camera_effects(
+        rng, image, config.blur_probability, config.noise_probability, config.jpeg_probability
+    )
+    return {
+        "image": picture,
+        "polygons": polygons,
+        "texts": texts,
+        "ignore": [False] * len(texts),
+        "source": f"synthetic-scenes-seed{seed}:{index}",
+    }
+
+
+def synthetic_word_dataset(
+    num_samples: int, seed: int = 0, config: SyntheticWordConfig | None = None, samples_per_shard: int = 1000
+) -> IterableDataset:
+    """A stream of ``num_samples`` synthetic word crops (`RECOGNITION_FEATURES`), sharded by index ranges."""
+    return IterableDataset.from_generator(
+        _generate_words,
+        features=RECOGNITION_FEATURES,
+        gen_kwargs={
+            "shards": _index_ranges(num_samples, samples_per_shard),
+            "seed": _check_seed(seed),
+            "config": config or SyntheticWordConfig(),
+        },
+    )
+
+
+def synthetic_scene_dataset(
+    num_samples: int, seed: int = 0, config: SyntheticSceneConfig | None = None, samples_per_shard: int = 64
+) -> IterableDataset:
+    """A stream of ``num_samples`` synthetic scenes (`DETECTION_FEATURES`), sharded by index ranges."""
+    return IterableDataset.from_generator(
+        _generate_scenes,
+        features=DETECTION_FEATURES,
+        gen_kwargs={
+            "shards": _index_ranges(num_samples, samples_per_shard),
+            "seed": _check_seed(seed),
+            "config": config or SyntheticSceneConfig(),
+        },
+    )
+
+
+def _generate_words(shards: list[tuple[int, int]], seed: int, config: SyntheticWordConfig) -> Iterator[dict]:
+    for start, stop in shards:
+        for index in range(start, stop):
+            yield render_word_sample(index, seed, config)
+
+
+def _generate_scenes(
+    shards: list[tuple[int, int]], seed: int, config: SyntheticSceneConfig
+) -> Iterator[dict]:
+    for start, stop in shards:
+        for index in range(start, stop):
+            yield render_scene_sample(index, seed, config)
+
+
+def _render_styled_mask(
+    rng: np.random.Generator,
+    text: str,
+    font_paths: tuple[str, ...],
+    font_size: tuple[int, int],
+    config: SyntheticWordConfig | SyntheticSceneConfig,
+) -> np.ndarray:
+    font = _pick_font(rng, _fonts(font_paths))
+    size = int(rng.integers(font_size[0], font_size[1] + 1))
+    boldness = float(rng.uniform(-0.5, 1.0)) if rng.random() < config.bold_probability else 0.0
+    slant = float(rng.uniform(-0.3, 0.3)) if rng.random() < config.slant_probability else 0.0
+    mask = render_text_mask(text, font, size, boldness, slant)
+    # Condensed and extended lettering.
+    stretch = float(rng.uniform(0.8, 1.25))
+    width = max(1, round(mask.shape[1] * stretch))
+    return cv2.resize(
+        mask, (width, mask.shape[0]), interpolation=cv2.INTER_AREA if stretch < 1 else cv2.INTER_CUBIC
+    )
+
+
+def _place_in_crop(rng: np.random.Generator, mask: np.ndarray, config: SyntheticWordConfig) -> np.ndarray:
+    """Warp the word into a crop: padding, rotation and optional perspective, like a detector's box."""
+    height, width = mask.shape
+    pad_x, pad_y = rng.uniform(0.05, 0.35) * height, rng.uniform(0.05, 0.35) * height
+    source = np.array(
+        [
+            [-pad_x, -pad_y],
+            [width + pad_x, -pad_y],
+            [width + pad_x, height + pad_y],
+            [-pad_x, height + pad_y],
+        ],
+        np.float32,
+    )
+    angle = math.radians(float(rng.uniform(-config.max_rotation, config.max_rotation)))
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]], np.float32)
+    target = source @ rotation.T
+    if rng.random() < config.perspective_probability:
+        target = target + rng.uniform(-0.12, 0.12, size=(4, 2)).astype(np.float32) * height
+    target -= target.min(axis=0)
+    crop_width, crop_height = (math.ceil(value) for value in target.max(axis=0))
+    homography = cv2.getPerspectiveTransform(source, target)
+    return cv2.warpPerspective(
+        mask, homography, (max(crop_width, 1), max(crop_height, 1)), flags=cv2.INTER_LINEAR
+    )
+
+
+def _draw_outline_or_shadow(
+    rng: np.random.Generator, image: np.ndarray, mask: np.ndarray, ink: np.ndarray
+) -> None:
+    decoration = pick_ink_colour(rng, ink[None, None, :], 80.0)
+    size = max(1, round(mask.shape[0] / 20))
+    if rng.random() < 0.5:
+        outline = cv2.dilate(mask, np.ones((2 * size + 1, 2 * size + 1), np.uint8))
+        composite(image, outline, decoration)
+    else:
+        shift = np.float32([[1, 0, 2 * size], [0, 1, 2 * size]])
+        composite(image, cv2.warpAffine(mask, shift, mask.shape[::-1]), decoration)
+
+
+def _place_word(
+    rng: np.random.Generator,
+    text: str,
+    config: SyntheticSceneConfig,
+    width: int,
+    height: int,
+    placed: list[Polygon],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Find a free spot for ``text``: returns its mask, the 2x3 mask-to-image map and the quad, or None."""
+    font_size = config.font_size
+    for attempt in range(12):
+        if attempt % 4 == 0:
+            # Each fourth failure renders the word smaller: long words at large sizes do not fit small images.
+            font_size = (font_size[0], max(font_size[0], int(font_size[1] * 0.75**attempt)))
+            mask = _render_styled_mask(rng, text, config.font_paths, font_size, config)
+        mask_height, mask_width = mask.shape
+        horizontal = rng.random() < config.horizontal_probability
+        angle = 0.0 if horizontal else math.radians(float(rng.uniform(-config.max_angle, config.max_angle)))
+        cos, sin = math.cos(angle), math.sin(angle)
+        half_extent_x = (abs(cos) * mask_width + abs(sin) * mask_height) / 2
+        half_extent_y = (abs(sin) * mask_width + abs(cos) * mask_height) / 2
+        if 2 * half_extent_x >= width - 2 or 2 * half_extent_y >= height - 2:
+            continue
+        centre_x = float(rng.uniform(half_extent_x + 1, width - half_extent_x - 1))
+        centre_y = float(rng.uniform(half_extent_y + 1, height - half_extent_y - 1))
+        # Continuous coordinates: rotate about the mask's centre, then move that centre to (centre_x, centre_y).
+        matrix = np.array(
+            [
+                [cos, -sin, centre_x - cos * mask_width / 2 + sin * mask_height / 2],
+                [sin, cos, centre_y - sin * mask_width / 2 - cos * mask_height / 2],
+            ]
+        )
+        frame = np.array([[0, 0], [mask_width, 0], [mask_width, mask_height], [0, mask_height]], np.float64)
+        quad = frame @ matrix[:, :2].T + matrix[:, 2]
+        polygon = Polygon(quad)
+        if any(polygon.distance(other) < config.word_gap for other in placed):
+            continue
+        return mask, matrix, quad
+    return None
+
+
+def _composite_word(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    mask: np.ndarray,
+    matrix: np.ndarray,
+    quad: np.ndarray,
+    min_contrast: float,
+) -> None:
+    height, width = image.shape[:2]
+    left, top = (max(0, math.floor(value) - 1) for value in quad.min(axis=0))
+    right = min(width, math.ceil(quad[:, 0].max()) + 1)
+    bottom = min(height, math.ceil(quad[:, 1].max()) + 1)
+    # OpenCV maps pixel centres (index coordinates); the continuous map shifts by half a pixel on both sides.
+    index_matrix = matrix.copy()
+    index_matrix[:, 2] += matrix[:, :2] @ np.array([0.5, 0.5]) - 0.5
+    index_matrix[:, 2] -= (left, top)
+    alpha = cv2.warpAffine(mask, index_matrix, (right - left, bottom - top), flags=cv2.INTER_LINEAR)
+    region = image[top:bottom, left:right]
+    ink = pick_ink_colour(rng, region[alpha > 0] if (alpha > 0).any() else region, min_contrast)
+    composite(region, alpha, ink)
+
+
+def _pick_font(rng: np.random.Generator, fonts: tuple[Font, ...]) -> Font:
+    # Half of the words use a TrueType file (Pillow's bundled font or the user's), half OpenCV's faces, so that
+    # the single bundled Pillow face is not drowned out by OpenCV's several.
+    truetype = [font for font in fonts if font.opencv_face is None]
+    opencv = [font for font in fonts if font.opencv_face is not None]
+    family = truetype if truetype and (not opencv or rng.random() < 0.5) else opencv
+    return family[int(rng.integers(len(family)))]
+
+
+@functools.lru_cache(maxsize=8)
+def _fonts(font_paths: tuple[str, ...]) -> tuple[Font, ...]:
+    return available_fonts(font_paths)
+
+
+def _sample_rng(seed: int, index: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream, index])
+
+
+def _index_ranges(num_samples: int, samples_per_shard: int) -> list[tuple[int, int]]:
+    if num_samples < 0 or samples_per_shard < 1:
+        raise ValueError(
+            f"need num_samples >= 0 and samples_per_shard >= 1, got {num_samples} and {samples_per_shard}"
+        )
+    return [
+        (start, min(start + samples_per_shard, num_samples))
+        for start in range(0, num_samples, samples_per_shard)
+    ]
+
+
+def _check_seed(seed: int) -> int:
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return seed
+
+
+def _check_range(name: str, value: tuple[int, int], minimum: int) -> None:
+    if len(value) != 2 or not minimum <= value[0] <= value[1]:
+        raise ValueError(f"{name} must be a (low, high) pair with {minimum} <= low <= high, got {value}")
