@@ -1,0 +1,6 @@
+"""TCM-DBNet scene-text detector: configuration and model (the converter is `convert_tcm`)."""
+
+from .configuration_tcm import TCM_PRESETS, TcmConfig
+from .modeling_tcm import TcmForSceneTextDetection, TcmOutput, TcmPreTrainedModel
+
+__all__ = ["TCM_PRESETS", "TcmConfig", "TcmForSceneTextDetection", "TcmOutput", "TcmPreTrainedModel"]
