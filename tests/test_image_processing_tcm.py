@@ -1,0 +1,452 @@
+"""TcmImageProcessor: DB targets and post-processing against the official outputs, pre-processing, Hub loading."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.numpy import load_file
+
+from scenetext.processors.tcm import POST_PROCESSING_PRESETS, TcmImageProcessor, make_db_targets
+
+TARGET_KEYS = {
+    "gt_shrink": "shrink_map",
+    "gt_shrink_mask": "shrink_mask",
+    "gt_thr": "threshold_map",
+    "gt_thr_mask": "threshold_mask",
+}
+# fixture setting name -> our preset
+FIXTURE_SETTINGS = {
+    "a_mmocr_default_quad": "mmocr",
+    "b_tcm_ic15_quad": "icdar2015",
+    "c_tcm_tt_poly": "totaltext",
+}
+
+
+@pytest.fixture(scope="module")
+def processor() -> TcmImageProcessor:
+    return TcmImageProcessor()
+
+
+def _cases(fixtures_dir, name):
+    return json.loads((fixtures_dir / "tcm" / f"{name}.json").read_text())
+
+
+def _same_outline(ours: np.ndarray, official: np.ndarray, is_quad: bool) -> bool:
+    """Identical up to 1 px; OpenCV versions may start a box at another corner, so quads may be rotated."""
+    if ours.shape != official.shape:
+        return False
+    rotations = range(4) if is_quad else range(1)
+    return any(np.abs(np.roll(ours, shift, axis=0) - official).max() <= 1 for shift in rotations)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parity with the official DBNetTargets / DB post-processors
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case_index", range(10))
+def test_db_targets_match_official(processor, fixtures_dir, case_index):
+    case = _cases(fixtures_dir, "db_targets")["cases"][case_index]
+    official = load_file(fixtures_dir / "tcm" / "db_targets.safetensors")
+    polygons = case["polygons"] + case["polygons_ignore"]
+    ignore = [False] * len(case["polygons"]) + [True] * len(case["polygons_ignore"])
+
+    targets = processor.prepare_targets(polygons, (case["h"], case["w"]), ignore=ignore)
+
+    for official_key, key in TARGET_KEYS.items():
+        expected = torch.from_numpy(official[f"{case_index:02d}_{official_key}"].astype(np.float32))
+        if official_key == "gt_shrink":  # official: instance labels 1..n
+            expected = (expected > 0).float()
+        assert targets[key].dtype == torch.float32
+        torch.testing.assert_close(targets[key], expected, atol=1e-4, rtol=0, msg=f"{case['name']}: {key}")
+
+
+@pytest.mark.parametrize("map_index", range(10))
+@pytest.mark.parametrize("setting", sorted(FIXTURE_SETTINGS))
+def test_post_processing_matches_official(processor, fixtures_dir, map_index, setting):
+    case = _cases(fixtures_dir, "db_post")["maps"][map_index]
+    prob = load_file(fixtures_dir / "tcm" / "db_post.safetensors")[f"{map_index:02d}_prob"]
+    official = case["results"][setting]
+
+    (result,) = processor.post_process_text_detection(
+        torch.from_numpy(prob)[None, None], preset=FIXTURE_SETTINGS[setting]
+    )
+
+    assert len(result["polygons"]) == len(official), case["name"]
+    for polygon, score, boundary in zip(result["polygons"], result["scores"], official, strict=True):
+        expected = np.asarray(boundary[:-1]).reshape(-1, 2)
+        assert _same_outline(polygon.numpy(), expected, is_quad=setting.endswith("quad")), case["name"]
+        assert score.item() == pytest.approx(boundary[-1], abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DB targets on crafted cases and bad polygons
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_targets_of_a_rectangle_have_known_shrink_and_border():
+    # 60 x 20 box: D = int(1200 * 0.84 / 160 + 0.5) = 6, so the kernel is x 16..64, y 16..24 (inclusive).
+    targets = make_db_targets([[10, 10, 70, 10, 70, 30, 10, 30]], 40, 80)
+    rows, cols = np.nonzero(targets.shrink_map)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (16, 24, 16, 64)
+    assert targets.shrink_mask.min() == 1
+    # the threshold map peaks (thr_max) on the outline and falls back to thr_min away from it
+    assert targets.threshold_map[10, 40] == pytest.approx(0.7, abs=1e-4)
+    assert targets.threshold_map[20, 40] == pytest.approx(0.3)
+    assert targets.threshold_map[0, 0] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(
+    "polygon",
+    [
+        [[10, 10], [50, 10]],  # fewer than 3 points
+        [[10, 10], [50, 40], [50, 10], [10, 40]],  # self-intersecting bow tie
+        [[10, 10], [30, 10], [50, 10]],  # zero area
+        [[10, 10], [50, 10], [50, 17], [10, 17]],  # short side 7 < 8
+    ],
+    ids=["two_points", "bow_tie", "zero_area", "short_side_7"],
+)
+def test_unusable_polygons_are_ignored_not_crashing(polygon):
+    targets = make_db_targets([polygon, [[5, 50], [60, 50], [60, 70], [5, 70]]], 80, 80)
+    assert targets.ignored == (True, False)
+    assert targets.shrink_map[:45].max() == 0  # nothing learned from the bad polygon ...
+    assert targets.shrink_mask[10, 10] == 0  # ... and its pixels are masked out
+    assert targets.threshold_mask[:40].max() == 0
+    assert targets.shrink_map[60, 30] == 1  # the good one is unaffected
+
+
+def test_polygons_outside_the_image_are_clipped_or_contribute_nothing():
+    targets = make_db_targets([[[200, 200], [260, 200], [260, 240], [200, 240]]], 50, 50)
+    assert targets.shrink_map.max() == 0 and targets.threshold_mask.max() == 0
+    assert targets.shrink_mask.min() == 1
+    partial = make_db_targets([[[-30, 10], [30, 10], [30, 40], [-30, 40]]], 50, 50)
+    assert partial.shrink_map[25, :20].min() == 1 and partial.shrink_map[:, 30:].max() == 0
+
+
+def test_hash_transcriptions_are_dont_care(processor):
+    box = [[10, 10], [70, 10], [70, 30], [10, 30]]
+    targets = processor.prepare_targets([box], (40, 80), texts=["###"])
+    assert targets["shrink_map"].max() == 0
+    assert targets["shrink_mask"][20, 40] == 0
+
+
+@pytest.mark.parametrize(
+    ("polygon", "message"),
+    [
+        ([10, 10, 50, 10, 50], "even number"),
+        ([[10, 10, 1], [50, 10, 1], [50, 40, 1]], r"\(N, 2\)"),
+        ([[10, float("nan")], [50, 10], [50, 40]], "finite"),
+        ([[10, 10], [5e9, 10], [50, 40]], "beyond"),
+        ([["a", "b"], [1, 2], [3, 4]], "numeric"),
+    ],
+)
+def test_malformed_polygons_raise_naming_the_polygon(processor, polygon, message):
+    good = [[0, 0], [20, 0], [20, 20], [0, 20]]
+    with pytest.raises(ValueError, match=f"polygon 1.*{message}"):
+        processor.prepare_targets([good, polygon], (40, 80))
+
+
+def test_ignore_flags_must_match_polygons(processor):
+    with pytest.raises(ValueError, match="ignore has 1 flags for 2 polygons"):
+        processor.prepare_targets([[0, 0, 9, 0, 9, 9], [0, 0, 9, 0, 9, 9]], (20, 20), ignore=[True])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pre-processing
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _normalized(processor, rgb):
+    return (torch.tensor(rgb, dtype=torch.float32) - torch.tensor(processor.image_mean)) / torch.tensor(
+        processor.image_std
+    )
+
+
+def test_icdar2015_scale_and_padding(processor):
+    image = Image.new("RGB", (1280, 720), (200, 100, 50))
+    batch = processor(image)
+    # official: 1280x720 -> 1820x1024 (short side 1024), padded to 1824 wide
+    assert batch["resized_sizes"].tolist() == [[1024, 1820]]
+    assert batch["original_sizes"].tolist() == [[720, 1280]]
+    assert batch["pixel_values"].shape == (1, 3, 1024, 1824)
+    torch.testing.assert_close(batch["pixel_values"][0, :, 500, 1000], _normalized(processor, [200, 100, 50]))
+    assert batch["pixel_values"][0, :, :, 1820:].abs().max() == 0  # zero padding after normalisation
+
+
+def test_long_side_cap_and_tiny_images():
+    processor = TcmImageProcessor(size={"shortest_edge": 100, "longest_edge": 300})
+    assert processor.get_resized_size(10, 1000) == (3, 300)  # the cap wins over the short side
+    assert processor.get_resized_size(1, 10_000) == (1, 300)  # never below one pixel
+    batch = processor(Image.new("L", (1, 1), 77))
+    assert batch["pixel_values"].shape == (1, 3, 128, 128)
+    torch.testing.assert_close(batch["pixel_values"][0, :, 50, 50], _normalized(processor, [77, 77, 77]))
+
+
+def test_batch_of_different_sizes_pads_to_a_common_multiple_of_32():
+    processor = TcmImageProcessor(do_resize=False)
+    batch = processor([np.zeros((40, 70, 3), np.uint8), np.zeros((65, 20, 3), np.uint8)])
+    assert batch["pixel_values"].shape == (2, 3, 96, 96)
+    assert batch["resized_sizes"].tolist() == [[40, 70], [65, 20]]
+
+
+def _palette_image(color):
+    image = Image.new("P", (4, 3), 1)
+    image.putpalette([0, 0, 0, *color])
+    return image
+
+
+@pytest.mark.parametrize(
+    ("image", "rgb"),
+    [
+        (Image.new("L", (4, 3), 90), [90, 90, 90]),
+        (Image.new("LA", (4, 3), (90, 0)), [90, 90, 90]),
+        (Image.new("RGBA", (4, 3), (10, 20, 30, 0)), [10, 20, 30]),  # alpha dropped, as cv2.imread does
+        (Image.new("CMYK", (4, 3), (0, 255, 255, 0)), [255, 0, 0]),
+        (Image.new("1", (4, 3), 1), [255, 255, 255]),
+        (Image.fromarray(np.full((3, 4), 65535, np.uint16)), [255, 255, 255]),  # I;16, not clipped at 255
+        (Image.fromarray(np.full((3, 4), 257 * 40, np.uint16)), [40, 40, 40]),
+        (_palette_image((10, 20, 30)), [10, 20, 30]),
+        (np.full((3, 4, 3), (10, 20, 30), np.uint8), [10, 20, 30]),
+        (np.full((3, 4), 128, np.uint16), [0, 0, 0]),  # 16-bit range
+        (np.full((3, 4, 4), (10, 20, 30, 255), np.uint8), [10, 20, 30]),
+        (torch.tensor([10, 20, 30], dtype=torch.uint8).view(3, 1, 1).expand(3, 3, 4), [10, 20, 30]),
+        (torch.full((1, 3, 4), 0.2), [51, 51, 51]),
+    ],
+    ids=[
+        "L",
+        "LA",
+        "RGBA",
+        "CMYK",
+        "1",
+        "I16_max",
+        "I16_40",
+        "P",
+        "np_hwc",
+        "np_u16",
+        "np_rgba",
+        "pt_chw",
+        "pt_float",
+    ],
+)
+def test_any_input_mode_becomes_rgb(image, rgb):
+    processor = TcmImageProcessor(do_resize=False)
+    pixel_values = processor(image)["pixel_values"]
+    assert pixel_values.shape == (1, 3, 32, 32)
+    torch.testing.assert_close(pixel_values[0, :, 1, 2], _normalized(processor, rgb))
+
+
+def test_exif_orientation_is_honoured_unless_turned_off():
+    image = Image.new("RGB", (40, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    image.info["exif"] = exif.tobytes()
+    image = Image.open(_roundtrip_jpeg(image, exif))
+    assert TcmImageProcessor(do_resize=False)(image)["original_sizes"].tolist() == [[40, 20]]
+    as_stored = TcmImageProcessor(do_resize=False, apply_exif_orientation=False)(image)
+    assert as_stored["original_sizes"].tolist() == [[20, 40]]
+
+
+def _roundtrip_jpeg(image, exif):
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif)
+    buffer.seek(0)
+    return buffer
+
+
+def test_oversized_images_are_rejected_with_a_clear_message(processor):
+    huge = np.zeros((10_000, 10_000, 3), np.uint8)  # calloc'd: no memory is touched
+    with pytest.raises(
+        ValueError, match=r"image 0 has 10000x10000 = 100,000,000 pixels, above max_image_pixels"
+    ):
+        processor(huge)
+
+
+@pytest.mark.parametrize(
+    ("image", "error", "message"),
+    [
+        (np.zeros((0, 5, 3), np.uint8), ValueError, "empty"),
+        (np.full((4, 4, 3), 2.0), ValueError, r"\[0, 1\]"),
+        (np.zeros((5, 5, 2), np.uint8), ValueError, "C in 1, 3, 4"),
+        ("picture.png", TypeError, "expected a PIL image"),
+    ],
+)
+def test_bad_images_raise(processor, image, error, message):
+    with pytest.raises(error, match=message):
+        processor([image])
+
+
+def test_labels_are_targets_of_the_rescaled_polygons():
+    processor = TcmImageProcessor(size={"shortest_edge": 40, "longest_edge": 1000})
+    polygon = [[20, 20], [140, 20], [140, 60], [20, 60]]  # original pixels of a 80 x 160 image
+    batch = processor(
+        [np.zeros((80, 160, 3), np.uint8), np.zeros((40, 40, 3), np.uint8)],
+        polygons=[[polygon], []],
+    )
+    expected = processor.prepare_targets([np.array(polygon) / 2], (40, 80))
+    assert set(batch["labels"]) == {"shrink_map", "shrink_mask", "threshold_map", "threshold_mask"}
+    assert batch["labels"]["shrink_map"].shape == (2, 64, 96)
+    for key, value in expected.items():
+        torch.testing.assert_close(batch["labels"][key][0, :40, :80], value)
+    assert batch["labels"]["shrink_mask"][0, 40:].max() == 0  # padding is masked out
+    assert batch["labels"]["shrink_mask"][1, :40, :40].min() == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Post-processing in original-image pixels
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _rectangle_map(height, width, top, bottom, left, right):
+    prob = torch.zeros(height, width)
+    prob[top:bottom, left:right] = 0.9
+    return prob
+
+
+def test_results_are_mapped_back_to_original_pixels():
+    processor = TcmImageProcessor(size={"shortest_edge": 50, "longest_edge": 1000}, post_processing="mmocr")
+    assert processor.get_resized_size(100, 200) == (50, 100)
+    prob = _rectangle_map(64, 128, 10, 30, 20, 80)[None, None]  # padded map of the 50 x 100 resized image
+
+    (result,) = processor.post_process_text_detection(prob, target_sizes=[(100, 200)])
+
+    (polygon,) = result["polygons"]
+    assert result["scores"].tolist() == pytest.approx([0.9])
+    # kernel x 20..79, y 10..29 unclipped by A * 1.5 / L = 59 * 19 * 1.5 / 156 = 10.8 px, then x2 to the original
+    center = polygon.mean(0)
+    assert center.tolist() == pytest.approx([99.0, 39.0], abs=1.0)
+    width, height = (polygon.max(0).values - polygon.min(0).values).tolist()
+    assert width == pytest.approx(2 * (59 + 2 * 10.8), abs=2.5)
+    assert height == pytest.approx(2 * (19 + 2 * 10.8), abs=2.5)
+    x_min, y_min, x_max, y_max = result["boxes"][0].tolist()
+    assert y_min == 0  # the unclipped box reaches above the image: boxes are clipped, polygons are not
+    assert polygon[:, 1].min() < 0
+    assert (x_min, x_max, y_max) == pytest.approx(
+        (polygon[:, 0].min().item(), polygon[:, 0].max().item(), polygon[:, 1].max().item())
+    )
+
+
+def test_batching_does_not_change_results():
+    processor = TcmImageProcessor(size={"shortest_edge": 64, "longest_edge": 1000})
+    small = _rectangle_map(64, 64, 10, 30, 10, 50)
+    # in a batch with a larger image, the small image's map is padded; a blob there must not count
+    padded = torch.zeros(128, 128)
+    padded[:64, :64] = small
+    padded[90:120, 10:100] = 0.95
+    alone = processor.post_process_text_detection(small[None, None], target_sizes=[(64, 64)])
+    batched = processor.post_process_text_detection(
+        torch.stack([padded, _rectangle_map(128, 128, 0, 0, 0, 0)])[:, None],
+        target_sizes=[(64, 64), (128, 128)],
+    )
+    assert len(batched[0]["polygons"]) == len(alone[0]["polygons"]) == 1
+    torch.testing.assert_close(batched[0]["polygons"][0], alone[0]["polygons"][0])
+    assert batched[1]["scores"].numel() == 0 and batched[1]["boxes"].shape == (0, 4)
+
+
+def test_call_time_settings_override_the_preset(processor):
+    prob = _rectangle_map(64, 64, 10, 30, 10, 50)[None]
+    assert len(processor.post_process_text_detection(prob)[0]["polygons"]) == 1
+    assert processor.post_process_text_detection(prob, min_score=0.95)[0]["scores"].numel() == 0
+    poly = processor.post_process_text_detection({"prob_map": prob[:, None]}, box_type="poly")[0]
+    assert poly["polygons"][0].shape[0] > 4
+
+
+def test_presets():
+    totaltext = TcmImageProcessor.from_preset("totaltext")
+    assert totaltext.size == {"shortest_edge": 800, "longest_edge": 2944}
+    assert totaltext.post_processing == POST_PROCESSING_PRESETS["totaltext"]
+    assert TcmImageProcessor.from_preset("td500").post_processing["approx_ratio"] == 0
+    with pytest.raises(ValueError, match="unknown preset 'ic15'"):
+        TcmImageProcessor.from_preset("ic15")
+    with pytest.raises(ValueError, match="unknown post-processing settings"):
+        TcmImageProcessor(post_processing={"box_thresh": 0.5})
+
+
+def test_post_processing_input_errors(processor):
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        processor.post_process_text_detection(torch.zeros(4, 4))
+    with pytest.raises(ValueError, match="target_sizes must hold one positive"):
+        processor.post_process_text_detection(torch.zeros(2, 1, 4, 4), target_sizes=[(4, 4)])
+    with pytest.raises(ValueError, match="box_type must be 'quad' or 'poly'"):
+        processor.post_process_text_detection(torch.zeros(1, 1, 4, 4), box_type="rbox")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Saving and Hub loading
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_save_and_load_round_trip(tmp_path):
+    processor = TcmImageProcessor.from_preset("td500", apply_exif_orientation=False, min_text_size=6)
+    processor.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert config["auto_map"] == {"AutoImageProcessor": "image_processing_tcm.TcmImageProcessor"}
+    assert (tmp_path / "image_processing_tcm.py").exists() and (tmp_path / "db_geometry_tcm.py").exists()
+    loaded = TcmImageProcessor.from_pretrained(tmp_path)
+    assert loaded.to_dict() == processor.to_dict()
+    assert loaded.post_processing["threshold"] == 0.08 and loaded.size["shortest_edge"] == 736
+
+
+def test_auto_image_processor_loads_remote_code_in_isolation(tmp_path, run_isolated):
+    processor = TcmImageProcessor(
+        size={"shortest_edge": 64, "longest_edge": 256}, post_processing="totaltext"
+    )
+    processor.save_pretrained(tmp_path)
+    image = np.random.default_rng(0).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    np.save(tmp_path / "image.npy", image)
+    prob = _rectangle_map(64, 128, 10, 30, 20, 80)
+    np.save(tmp_path / "prob.npy", prob.numpy())
+    expected_pixels = processor(image)["pixel_values"]
+    expected = processor.post_process_text_detection(prob[None, None], target_sizes=[(48, 80)])[0]
+
+    stdout = run_isolated(
+        f"""
+        import json, numpy as np, torch
+        from transformers import AutoImageProcessor
+        processor = AutoImageProcessor.from_pretrained({str(tmp_path)!r}, trust_remote_code=True)
+        assert type(processor).__module__.startswith("transformers_modules"), type(processor).__module__
+        pixels = processor(np.load({str(tmp_path / "image.npy")!r}))["pixel_values"]
+        prob = torch.from_numpy(np.load({str(tmp_path / "prob.npy")!r}))[None, None]
+        result = processor.post_process_text_detection(prob, target_sizes=[(48, 80)])[0]
+        print(json.dumps({{
+            "pixels": pixels.flatten()[::97].tolist(),
+            "shape": list(pixels.shape),
+            "polygon": result["polygons"][0].flatten().tolist(),
+            "score": result["scores"].tolist(),
+        }}))
+        """
+    )
+    loaded = json.loads(stdout.strip().splitlines()[-1])
+    assert loaded["shape"] == list(expected_pixels.shape)
+    assert loaded["pixels"] == pytest.approx(expected_pixels.flatten()[::97].tolist(), abs=1e-6)
+    assert loaded["polygon"] == pytest.approx(expected["polygons"][0].flatten().tolist())
+    assert loaded["score"] == pytest.approx(expected["scores"].tolist())
+
+
+def test_remote_files_import_without_opencv_and_fail_clearly_on_use(tmp_path, run_isolated):
+    TcmImageProcessor().save_pretrained(tmp_path)
+    stdout = run_isolated(
+        f"""
+        import sys
+        class _BlockGeometry:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("cv2", "pyclipper", "shapely"):
+                    raise ImportError(name + " is not installed here")
+        sys.meta_path.insert(0, _BlockGeometry())
+        import numpy as np
+        from transformers import AutoImageProcessor
+        processor = AutoImageProcessor.from_pretrained({str(tmp_path)!r}, trust_remote_code=True)
+        for call in (lambda: processor(np.zeros((8, 8, 3), np.uint8)),
+                     lambda: processor.prepare_targets([], (8, 8))):
+            try:
+                call()
+            except ImportError as error:
+                print(error)
+        """
+    )
+    lines = stdout.strip().splitlines()
+    assert "pip install opencv-python-headless" in lines[0]
+    assert "pip install opencv-python-headless pyclipper shapely" in lines[1]
