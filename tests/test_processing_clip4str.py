@@ -112,6 +112,8 @@ def test_batch_decode_rejects_ids_and_wrong_shapes():
         processor.batch_decode(torch.zeros(1, 3, 6))
     with pytest.raises(ValueError, match=r"got \(3, 4\)"):
         processor.batch_decode(torch.zeros(3, 4))
+    with pytest.raises(TypeError, match=r"expects the logits tensor \(outputs\.logits\), got dict"):
+        processor.batch_decode({"logits": torch.zeros(1, 3, 4)})
 
 
 def test_decode_forwards_token_ids_to_the_tokenizer():

@@ -172,6 +172,11 @@ def test_strict_mode_rejects_labels_longer_than_max_label_length():
         tokenizer(["a" * 26])
 
 
+def test_strict_mode_rejects_empty_labels():
+    with pytest.raises(ValueError, match="label '' is empty"):
+        Clip4StrTokenizer()(["ok", ""])
+
+
 def test_non_string_labels_are_a_type_error():
     with pytest.raises(TypeError, match="a label must be a str, got int"):
         Clip4StrTokenizer().check_label(5)

@@ -80,6 +80,10 @@ class Clip4StrProcessor(ProcessorMixin):
         Returns:
             `dict` with `generated_text` (`list[str]`) and `scores` (`list[float]`).
         """
+        if not isinstance(logits, torch.Tensor | np.ndarray):
+            raise TypeError(
+                f"batch_decode expects the logits tensor (outputs.logits), got {type(logits).__name__}"
+            )
         logits = torch.as_tensor(logits)
         if not torch.is_floating_point(logits):
             raise TypeError(

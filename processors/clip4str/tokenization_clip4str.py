@@ -203,6 +203,9 @@ class Clip4StrTokenizer(PreTrainedTokenizer):
                 f"label {label!r} has {len(label)} characters, more than max_label_length="
                 f"{self.max_label_length}"
             )
+        if not label:
+            # The official pipeline never trains on empty labels: it drops them.
+            raise ValueError("label '' is empty; expected at least one character")
         return label
 
     def prepare_for_tokenization(
