@@ -29,7 +29,9 @@ def render_background(
         raise ValueError(f"background kinds must be a non-empty subset of {BACKGROUND_KINDS}, got {kinds}")
     kind = kinds[int(rng.integers(len(kinds)))]
     if kind == "flat":
-        return np.broadcast_to(_random_colour(rng), (height, width, 3)).astype(np.float32)
+        flat = np.empty((height, width, 3), np.float32)
+        flat[...] = _random_colour(rng)
+        return flat
     if kind == "gradient":
         return _gradient(rng, width, height)
     if kind == "texture":
