@@ -273,3 +273,53 @@ def test_unusable_evaluation_data_is_an_error_naming_it(icdar_folder):
     (icdar_folder / "img_2.png").unlink()
     with pytest.raises(ValueError, match=r"unusable evaluation data: .*gt_img_2\.txt:0: no image img_2"):
         evaluate_detector(stand_in_predict, icdar_folder)
+
+
+def test_cli_end_to_end_with_a_tiny_tcm_model(icdar_folder, tmp_path):
+    """The real loading path: a saved tiny TCM folder, loaded with trust_remote_code, on the ICDAR folder.
+
+    Its random weights detect noise; the CLI's counts must equal those of running the model, the image
+    processor's TD500 test scale and post-processing, and the metric by hand.
+    """
+    import torch
+
+    from scenetext.modeling.tcm.configuration_tcm import TcmConfig
+    from scenetext.modeling.tcm.modeling_tcm import TcmForSceneTextDetection
+    from scenetext.processors.tcm.image_processing_tcm import TEST_SIZES, TcmImageProcessor
+    from scenetext.training.metrics.detection import match_image
+
+    torch.manual_seed(0)
+    model = TcmForSceneTextDetection(TcmConfig.from_preset("tiny")).eval()
+    processor = TcmImageProcessor.from_preset("icdar2015")
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    (icdar_folder / "img_2.png").unlink()  # one image keeps the test fast
+    (icdar_folder / "gt_img_2.txt").unlink()
+    output = tmp_path / "report.json"
+    argv = ["evaluate", "detector", "--model", str(tmp_path / "model"), "--data", str(icdar_folder)]
+    assert (
+        run_cli(*argv, "--preset", "td500", "--json", str(output), "--visualize", str(tmp_path / "vis")) == 0
+    )
+    report = json.loads(output.read_text())
+
+    image = PIL.Image.open(icdar_folder / "img_1.png").convert("RGB")
+    inputs = processor(image, size=TEST_SIZES["td500"])
+    with torch.no_grad():
+        outputs = model(pixel_values=inputs["pixel_values"])
+    (result,) = processor.post_process_text_detection(
+        outputs, target_sizes=inputs["original_sizes"], resized_sizes=inputs["resized_sizes"], preset="td500"
+    )
+    detections = TextRegions(
+        [polygon.tolist() for polygon in result["polygons"]], scores=result["scores"].tolist()
+    )
+    expected = match_image(
+        TextRegions([quad(4, 4, 30, 20), quad(34, 24, 60, 44)], ["A", "B"]), detections
+    ).counts
+    assert (report["num_images"], report["preset"]) == (1, "td500")
+    assert (report["num_gt_care"], report["num_det_care"], report["num_matched"]) == (
+        expected.num_gt_care,
+        expected.num_det_care,
+        expected.num_matched,
+    )
+    assert report["num_gt_care"] == 2 and report["num_det_care"] > 0
+    assert (tmp_path / "vis" / "img_1.png").is_file()
