@@ -130,8 +130,8 @@ class Clip4StrImageProcessor(BaseImageProcessor):
             # 8-bit path: PIL resizes the uint8 image exactly as torchvision's `Resize` does, and the
             # division matches `ToTensor` (float32 / 255).
             resized = image.resize((width, height), Image.Resampling.BICUBIC)
-            channels_first = np.ascontiguousarray(np.asarray(resized).transpose(2, 0, 1))
-            return channels_first.astype(np.float32) / np.float32(255)
+            channels_first = np.asarray(resized).transpose(2, 0, 1).astype(np.float32, order="C")
+            return channels_first / np.float32(255)
         # Float path, (H, W, 3) in [0, 1]: the same PIL bicubic filter on 32-bit float planes, so both paths
         # agree up to 8-bit rounding.
         return np.stack([_resize_plane(image[..., channel], width, height) for channel in range(3)])
