@@ -122,6 +122,11 @@ def test_normalize_applies_the_official_pipeline(label, expected_36, expected_62
         assert tokenizer.decode(ids, skip_special_tokens=True) == expected
 
 
+def test_normalize_upper_cases_for_an_uppercase_only_charset():
+    tokenizer = Clip4StrTokenizer(charset=string.ascii_uppercase + string.digits)
+    assert tokenizer.check_label("Exit 9b", normalize=True) == "EXIT9B"
+
+
 def test_normalize_can_be_the_tokenizer_default():
     tokenizer = Clip4StrTokenizer(charset=CHARSET_36, normalize=True)
     assert tokenizer.decode(tokenizer("Straße 5")["input_ids"], skip_special_tokens=True) == "strae5"
