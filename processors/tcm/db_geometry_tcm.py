@@ -125,18 +125,20 @@ def _edge_distances(xs: np.ndarray, ys: np.ndarray, polygon: np.ndarray) -> np.n
     AB when the pixel sees AB under an angle of at least 90 degrees (it lies in the circle with diameter AB),
     otherwise the distance to the nearer end point. The threshold maps of the official targets depend on it.
     """
-    nearest = np.full(np.broadcast_shapes(xs.shape, ys.shape), np.inf)
+    # Squared distances throughout (one square root at the end); xs is a row and ys a column, so the per-axis
+    # differences stay 1-D and only the combined terms are full (height, width) arrays.
+    nearest_squared = np.full(np.broadcast_shapes(xs.shape, ys.shape), np.inf)
     for start, end in zip(polygon, np.roll(polygon, -1, axis=0), strict=True):
         to_start_x, to_start_y = start[0] - xs, start[1] - ys
         to_end_x, to_end_y = end[0] - xs, end[1] - ys
         sees_obtuse = to_start_x * to_end_x + to_start_y * to_end_y <= 0
-        edge_length = np.hypot(*(end - start))
-        to_line = np.abs(to_start_x * to_end_y - to_start_y * to_end_x) / max(edge_length, 1e-12)
-        to_ends = np.sqrt(
-            np.minimum(to_start_x**2 + to_start_y**2, to_end_x**2 + to_end_y**2),
+        edge_squared = max(float(np.sum((end - start) ** 2)), 1e-24)
+        to_line_squared = (to_start_x * to_end_y - to_start_y * to_end_x) ** 2 / edge_squared
+        to_ends_squared = np.minimum(to_start_x**2 + to_start_y**2, to_end_x**2 + to_end_y**2)
+        np.minimum(
+            nearest_squared, np.where(sees_obtuse, to_line_squared, to_ends_squared), out=nearest_squared
         )
-        np.minimum(nearest, np.where(sees_obtuse, to_line, to_ends), out=nearest)
-    return nearest
+    return np.sqrt(nearest_squared)
 
 
 def _draw_border(polygon: np.ndarray, shrink_ratio: float, canvas: np.ndarray, mask: np.ndarray) -> None:

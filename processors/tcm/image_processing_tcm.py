@@ -359,17 +359,19 @@ class TcmImageProcessor(BaseImageProcessor):
 
         padded_height = self._round_up(max(height for height, _ in resized_sizes))
         padded_width = self._round_up(max(width for _, width in resized_sizes))
-        pixel_values = torch.zeros(len(arrays), 3, padded_height, padded_width)
-        mean = torch.tensor(self.image_mean).view(3, 1, 1)
-        std = torch.tensor(self.image_std).view(3, 1, 1)
+        pixel_values = np.zeros((len(arrays), 3, padded_height, padded_width), dtype=np.float32)
+        mean = np.asarray(self.image_mean, dtype=np.float32)[:, None, None] if self.do_normalize else 0
+        inverse_std = (
+            1 / np.asarray(self.image_std, dtype=np.float32)[:, None, None] if self.do_normalize else 1
+        )
         for index, array in enumerate(arrays):
-            values = torch.from_numpy(array.astype(np.float32)).permute(2, 0, 1)
-            if self.do_normalize:
-                values = (values - mean) / std
-            pixel_values[index, :, : array.shape[0], : array.shape[1]] = values
+            # written straight into the padded batch; the padding stays 0 (mmdet pads after normalising)
+            window = pixel_values[index, :, : array.shape[0], : array.shape[1]]
+            np.subtract(array.transpose(2, 0, 1), mean, out=window, dtype=np.float32)
+            window *= inverse_std
 
         data = {
-            "pixel_values": pixel_values,
+            "pixel_values": torch.from_numpy(pixel_values),
             "original_sizes": torch.tensor(original_sizes, dtype=torch.int64),
             "resized_sizes": torch.tensor(resized_sizes, dtype=torch.int64),
         }
@@ -520,18 +522,31 @@ class TcmImageProcessor(BaseImageProcessor):
                 image_map = image_map[: self._round_up(new_height), : self._round_up(new_width)]
                 scale = np.array([width / new_width, height / new_height])
             boundaries = extract_text_boundaries(image_map, **settings)
-            polygons = [torch.from_numpy((points * scale).astype(np.float32)) for points, _ in boundaries]
-            scores = torch.tensor([score for _, score in boundaries], dtype=torch.float32)
-            boxes = torch.zeros(len(polygons), 4)
-            if polygons:
-                boxes = torch.stack(
-                    [torch.cat([points.min(0).values, points.max(0).values]) for points in polygons]
-                )
-                if target_sizes is not None:
-                    height, width = target_sizes[index]
-                    boxes = boxes.clamp(min=0).minimum(torch.tensor([width, height, width, height]))
-            results.append({"scores": scores, "polygons": polygons, "boxes": boxes})
+            image_size = None if target_sizes is None else target_sizes[index]
+            results.append(self._to_original_pixels(boundaries, scale, image_size))
         return results
+
+    @staticmethod
+    def _to_original_pixels(
+        boundaries: list[tuple[np.ndarray, float]], scale: np.ndarray, image_size: tuple[int, int] | None
+    ) -> dict[str, Any]:
+        """Result dict of one image: all outlines rescaled and bounded at once (one array of every vertex,
+        split back per region), boxes clipped to the image when its size is known."""
+        if not boundaries:
+            return {"scores": torch.zeros(0), "polygons": [], "boxes": torch.zeros(0, 4)}
+        vertices = np.concatenate([points for points, _ in boundaries]) * scale
+        starts = np.cumsum([0] + [len(points) for points, _ in boundaries[:-1]])
+        boxes = np.hstack([np.minimum.reduceat(vertices, starts), np.maximum.reduceat(vertices, starts)])
+        if image_size is not None:
+            height, width = image_size
+            boxes = np.clip(boxes, 0, [width, height, width, height])
+        return {
+            "scores": torch.tensor([score for _, score in boundaries], dtype=torch.float32),
+            "polygons": [
+                torch.from_numpy(part) for part in np.split(vertices.astype(np.float32), starts[1:])
+            ],
+            "boxes": torch.from_numpy(boxes.astype(np.float32)),
+        }
 
     @staticmethod
     def _prob_map(outputs: object) -> torch.Tensor:
