@@ -197,6 +197,14 @@ def _palette_image(color):
     return image
 
 
+def test_batch_tensor_equals_list_of_images():
+    processor = TcmImageProcessor(size={"shortest_edge": 40, "longest_edge": 100})
+    images = torch.randint(0, 256, (2, 3, 20, 30), dtype=torch.uint8)
+    from_batch = processor.preprocess(images)["pixel_values"]
+    torch.testing.assert_close(from_batch, processor(list(images))["pixel_values"])
+    torch.testing.assert_close(from_batch[1:], processor(images[1].permute(1, 2, 0).numpy())["pixel_values"])
+
+
 @pytest.mark.parametrize(
     ("image", "rgb"),
     [

@@ -190,8 +190,8 @@ class TcmImageProcessor(BaseImageProcessor):
     the long side would exceed `longest_edge` -- mmdet's keep-ratio rule, bilinear as in OpenCV), normalises
     RGB in 0-255 space with the DB mean/std, and pads at the bottom/right with zeros (after normalisation, as
     mmdet does) to a common size: the largest height and width of the batch rounded up to a multiple of
-    `size_divisor`. The official pipeline pads every image alone; post-processing therefore only looks at each
-    image's own padded area, so batching does not change results.
+    `size_divisor`. The official pipeline pads every image alone; given the original sizes, post-processing
+    therefore only looks at each image's own padded area, so batching does not change results.
 
     Args:
         do_resize: resize to `size` (off for images already at training size, e.g. 640x640 crops).
@@ -293,7 +293,7 @@ class TcmImageProcessor(BaseImageProcessor):
         scale = min(size["longest_edge"] / max(height, width), size["shortest_edge"] / min(height, width))
         return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
-    def _check_size(self, image: object, name: str) -> tuple[int, int]:
+    def _check_size(self, image: object, name: str) -> None:
         height, width = _image_size(image, name)
         if height < 1 or width < 1:
             raise ValueError(f"{name} is empty ({height}x{width})")
@@ -302,7 +302,6 @@ class TcmImageProcessor(BaseImageProcessor):
                 f"{name} has {height}x{width} = {height * width:,} pixels, above max_image_pixels="
                 f"{self.max_image_pixels:,}; downscale it first or raise the processor's max_image_pixels"
             )
-        return height, width
 
     def __call__(
         self,
@@ -315,7 +314,7 @@ class TcmImageProcessor(BaseImageProcessor):
         return_tensors: str | None = "pt",
         **kwargs: Any,
     ) -> BatchFeature:
-        """Prepare one image or a list of images for the detector.
+        """Prepare one image, a list of images, or a batch array/tensor (B, ...) for the detector.
 
         Returns a BatchFeature with `pixel_values` (B, 3, H, W) float32, `original_sizes` and `resized_sizes`
         (B, 2) int64 as (height, width). With `polygons` (per image, a list of polygons in original-image
@@ -326,9 +325,7 @@ class TcmImageProcessor(BaseImageProcessor):
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)}")
         if return_tensors not in ("pt", None):
-            raise ValueError(
-                f"return_tensors must be 'pt' (or None, which also gives tensors), got {return_tensors!r}"
-            )
+            raise ValueError(f"only return_tensors='pt' is supported, got {return_tensors!r}")
         do_resize = self.do_resize if do_resize is None else do_resize
         size = self.size if size is None else size
         exif = self.apply_exif_orientation if apply_exif_orientation is None else apply_exif_orientation
@@ -380,6 +377,10 @@ class TcmImageProcessor(BaseImageProcessor):
                 polygons, ignore, original_sizes, resized_sizes, (padded_height, padded_width)
             )
         return BatchFeature(data=data)
+
+    def preprocess(self, images: object, **kwargs: Any) -> BatchFeature:
+        """Same as calling the processor (transformers' image processors expose both)."""
+        return self(images, **kwargs)
 
     def _round_up(self, length: int) -> int:
         return math.ceil(length / self.size_divisor) * self.size_divisor
