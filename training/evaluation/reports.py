@@ -2,7 +2,7 @@
 
 JSON schema (``schema_version`` 1). Rates are percentages (0-100, as the papers print them); counts are
 integers. Keys present in every report: ``schema_version``, ``task``, ``source`` (``{"model": path}`` or
-``{"predictions": path}``, plus ``"data": path``).
+``{"predictions": path}``, plus ``"data": path`` when a data folder was read).
 
 Recognition (``task`` = ``"scene-text-recognition"``)::
 
