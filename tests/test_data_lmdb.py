@@ -1,6 +1,7 @@
 import lmdb
 import numpy as np
 import pytest
+import torch
 from datasets.distributed import split_dataset_by_node
 from PIL import Image
 
@@ -118,3 +119,15 @@ def test_missing_root_and_empty_root_raise(tmp_path):
         lmdb_recognition_dataset(tmp_path / "nowhere", charset=ALPHANUMERIC)
     with pytest.raises(FileNotFoundError, match=r"no LMDB database \(data.mdb\) found"):
         lmdb_recognition_dataset(tmp_path, charset=ALPHANUMERIC)
+
+
+def test_shuffled_stream_reads_in_threads_and_in_workers_after_the_main_process(tmp_path):
+    # `shuffle` reads several shards of one database at once in threads, and DataLoader workers fork from a
+    # process that already has the database open: both need one LMDB handle per process.
+    write_lmdb([{"image": _crop(i), "label": f"w{i}"} for i in range(8)], tmp_path / "db")
+    dataset = lmdb_recognition_dataset(tmp_path, charset=ALPHANUMERIC, records_per_shard=2)
+    shuffled = dataset.shuffle(seed=0, buffer_size=4)
+    expected = sorted(f"w{i}" for i in range(8))
+    assert sorted(sample["label"] for sample in shuffled) == expected
+    loader = torch.utils.data.DataLoader(shuffled, batch_size=None, num_workers=2)
+    assert sorted(sample["label"] for sample in loader) == expected

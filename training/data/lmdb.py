@@ -9,6 +9,8 @@ recursively, as the official ``build_tree_dataset`` does.
 from __future__ import annotations
 
 import io
+import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -20,6 +22,9 @@ from .corrupt_records import CorruptRecordLog
 from .samples import RECOGNITION_FEATURES, LabelPreprocessing, decode_image, image_feature_value
 
 _NUM_SAMPLES_KEY = b"num-samples"
+_ENVIRONMENTS: dict[str, lmdb.Environment] = {}
+_ENVIRONMENTS_OWNER = [os.getpid()]  # the process that opened the handles in _ENVIRONMENTS
+_ENVIRONMENTS_LOCK = threading.Lock()
 
 
 def find_lmdb_databases(root: str | Path) -> list[Path]:
@@ -105,13 +110,31 @@ def write_lmdb(
     return count
 
 
-def _open_readonly(database: str | Path) -> lmdb.Environment:
-    # The official reader's settings: no locking and no read-ahead, fit for many concurrent readers.
-    return lmdb.open(str(database), readonly=True, lock=False, readahead=False, meminit=False, max_readers=1)
+def _readonly_environment(database: str | Path) -> lmdb.Environment:
+    """This process's read-only handle on ``database``, opened once and shared.
+
+    LMDB refuses to open one environment twice in a process, and `datasets` reads several shards of a
+    database at once in threads (e.g. after ``shuffle``), so the handle is shared. A DataLoader worker
+    inherits its parent's handles through fork, where they must not be used; it closes its copies (the
+    parent's stay open) and opens its own. The settings are the official reader's: no locking and no
+    read-ahead, fit for many concurrent readers of a database nobody writes.
+    """
+    path = str(Path(database).resolve())
+    with _ENVIRONMENTS_LOCK:
+        if _ENVIRONMENTS and _ENVIRONMENTS_OWNER[0] != os.getpid():
+            for inherited in _ENVIRONMENTS.values():
+                inherited.close()
+            _ENVIRONMENTS.clear()
+        _ENVIRONMENTS_OWNER[0] = os.getpid()
+        if path not in _ENVIRONMENTS:
+            _ENVIRONMENTS[path] = lmdb.open(
+                path, readonly=True, lock=False, readahead=False, meminit=False, max_readers=1
+            )
+        return _ENVIRONMENTS[path]
 
 
 def _read_num_samples(database: Path, corrupt_records: CorruptRecordLog) -> int:
-    with _open_readonly(database) as environment, environment.begin() as transaction:
+    with _readonly_environment(database).begin() as transaction:
         value = transaction.get(_NUM_SAMPLES_KEY)
     try:
         return int(value.decode("ascii"))
@@ -128,7 +151,7 @@ def _generate_records(
     corrupt_records: CorruptRecordLog,
 ) -> Iterator[dict]:
     for database, start, stop in shards:
-        with _open_readonly(database) as environment, environment.begin() as transaction:
+        with _readonly_environment(database).begin() as transaction:
             for index in range(start, stop):
                 location = f"{database}:{index}"
                 try:
