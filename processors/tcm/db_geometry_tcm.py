@@ -4,7 +4,8 @@ probability map.
 Both halves follow the DBNet code TCM trains and evaluates with (mmocr 0.4 `DBNetTargets`, `DBPostprocessor`
 and TCM's `DBParamPostprocessor` / `DBVisPostprocessor`), including the choices that change results, so a
 converted TCM checkpoint gives the official boundaries. Nothing here needs torch; OpenCV, pyclipper and shapely
-are imported lazily-checked so that the file imports on a machine without them (Hub remote code).
+are imported under guards so that the file imports on a machine without them (Hub remote code) and fails with
+an install hint only when targets or boundaries are asked for.
 """
 
 from __future__ import annotations

@@ -510,7 +510,7 @@ class TcmImageProcessor(BaseImageProcessor):
             resized_sizes = [
                 self.get_resized_size(*target) if self.do_resize else target for target in target_sizes
             ]
-        # Binarise on the model's device and move the map once; the contour work is on the CPU.
+        # Contours and scores are CPU work (OpenCV): move the whole batch of maps once.
         prob_map = prob_map.detach().float().cpu().numpy()
 
         results = []
