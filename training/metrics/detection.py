@@ -14,8 +14,8 @@ Beyond the official script, which reads integer quadrilaterals only, coordinates
 may have any number of points (as DB's and mmocr's evaluators allow); orientation never matters.
 
 A polygon that shapely finds invalid (self-intersecting, zero area) is *kept in the counts*, as the official
-script keeps it (DB's evaluator drops it instead): it is repaired with `shapely.make_valid`, as mmocr does,
-and a warning is issued; a zero-area detection therefore stays a false positive and a zero-area ground truth
+script keeps it (DB's evaluator drops it; mmocr repairs it with ``buffer(0)``, which can lose a lobe): it
+is repaired with `shapely.make_valid`, which keeps all of its area, and a warning is issued; a zero-area detection therefore stays a false positive and a zero-area ground truth
 stays a miss.
 """
 
