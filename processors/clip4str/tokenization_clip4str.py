@@ -233,8 +233,7 @@ class Clip4StrTokenizer(PreTrainedTokenizer):
     def _decode(self, token_ids: int | list[int], skip_special_tokens: bool = False, **kwargs) -> str:
         """Ids to text. With `skip_special_tokens=True` the text ends at the first `[E]`, as the official
         greedy decoding: what a model emits after its end-of-sequence token is not part of the text."""
-        if isinstance(token_ids, int):
-            token_ids = [token_ids]
+        token_ids = [token_ids] if isinstance(token_ids, int) else list(token_ids)
         if skip_special_tokens and self.eos_token_id in token_ids:
             token_ids = token_ids[: token_ids.index(self.eos_token_id)]
         return super()._decode(token_ids, skip_special_tokens=skip_special_tokens, **kwargs)
