@@ -529,8 +529,7 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
         self.image_encoder = TcmImageEncoder(config)
         text_width = config.text_config.hidden_size
         self.text_encoder = CLIPTextModelWithProjection(config.text_config)
-        if config.freeze_text_encoder:
-            self.text_encoder.requires_grad_(False)
+        self._freeze_text_encoder_if_configured()
         self.contexts = nn.Parameter(torch.empty(1, config.num_context_tokens, text_width))
         self.prompt_generator = TcmLanguagePromptGenerator(config.embed_dim, text_width)
         self.visual_prompt_generator = TcmContextDecoder(
@@ -554,6 +553,20 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
         self.neck = TcmFpnc(neck_in, config.neck_lateral_channels, config.neck_out_channels)
         self.head = TcmDbHead(4 * config.neck_out_channels, config.db_k)
         self.post_init()
+
+    def _freeze_text_encoder_if_configured(self) -> None:
+        # TCM trains with the text tower's learning rate at 0; gradients still flow through it to the contexts
+        # and the language prompt generator.
+        if self.config.freeze_text_encoder:
+            self.text_encoder.requires_grad_(False)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs) -> TcmForSceneTextDetection:
+        """`PreTrainedModel.from_pretrained`, keeping the text tower frozen: loading replaces the parameters,
+        which resets their `requires_grad`."""
+        model = super().from_pretrained(*args, **kwargs)
+        model._freeze_text_encoder_if_configured()
+        return model
 
     @classmethod
     def from_clip(
