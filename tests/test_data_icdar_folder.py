@@ -95,3 +95,13 @@ def test_polygon_annotations_in_icdar_files(tmp_path):
 def test_missing_folder_raises(tmp_path):
     with pytest.raises(FileNotFoundError, match="ICDAR folder not found"):
         icdar_detection_dataset(tmp_path / "missing")
+
+
+def test_exif_orientation_is_not_applied_because_annotations_use_stored_pixels(tmp_path):
+    stored = Image.new("RGB", (40, 20), (200, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    stored.save(tmp_path / "img_1.jpg", exif=exif.tobytes())
+    (tmp_path / "gt_img_1.txt").write_text("1,1,39,1,39,19,1,19,wide\n")
+    (sample,) = icdar_detection_dataset(tmp_path)
+    assert sample["image"].size == (40, 20)

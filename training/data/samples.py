@@ -90,6 +90,17 @@ def image_feature_value(image: PIL.Image.Image, data: bytes) -> dict | PIL.Image
     return stored_orientation
 
 
+def encode_png(image: PIL.Image.Image) -> dict:
+    """An ``image`` column value holding ``image`` as quickly compressed PNG bytes.
+
+    Handing `datasets` a PIL image makes it encode PNG at the default (slow) level; for generated images,
+    which are large and noisy, that costs more than drawing them. Level 1 is lossless all the same.
+    """
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
 def check_detection_sample(sample: dict, position: int) -> None:
     """Raise `TypeError`/`ValueError` naming sample ``position`` unless it has a PIL image and parallel
     ``polygons`` / ``texts`` / ``ignore`` lists (what the writers need)."""

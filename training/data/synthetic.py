@@ -23,7 +23,7 @@ import numpy as np
 from datasets import IterableDataset
 from shapely.geometry import Polygon
 
-from .samples import DETECTION_FEATURES, RECOGNITION_FEATURES
+from .samples import DETECTION_FEATURES, RECOGNITION_FEATURES, encode_png
 from .synthetic_backgrounds import (
     BACKGROUND_KINDS,
     apply_camera_effects,
@@ -204,7 +204,8 @@ def synthetic_scene_dataset(
 def _generate_words(shards: list[tuple[int, int]], seed: int, config: SyntheticWordConfig) -> Iterator[dict]:
     for start, stop in shards:
         for index in range(start, stop):
-            yield render_word_sample(index, seed, config)
+            sample = render_word_sample(index, seed, config)
+            yield {**sample, "image": encode_png(sample["image"])}
 
 
 def _generate_scenes(
@@ -212,7 +213,8 @@ def _generate_scenes(
 ) -> Iterator[dict]:
     for start, stop in shards:
         for index in range(start, stop):
-            yield render_scene_sample(index, seed, config)
+            sample = render_scene_sample(index, seed, config)
+            yield {**sample, "image": encode_png(sample["image"])}
 
 
 def _render_styled_mask(
@@ -283,12 +285,13 @@ def _place_word(
     placed: list[Polygon],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Find a free spot for ``text``: returns its mask, the 2x3 mask-to-image map and the quad, or None."""
-    font_size = config.font_size
+    low, high = config.font_size
     for attempt in range(12):
         if attempt % 4 == 0:
-            # Each fourth failure renders the word smaller: long words at large sizes do not fit small images.
-            font_size = (font_size[0], max(font_size[0], int(font_size[1] * 0.75**attempt)))
-            mask = _render_styled_mask(rng, text, config.font_paths, font_size, config)
+            # After every four failed spots the word is drawn again with a smaller largest size (x0.6): long
+            # words at large sizes do not fit small images.
+            mask = _render_styled_mask(rng, text, config.font_paths, (low, high), config)
+            high = max(low, int(high * 0.6))
         mask_height, mask_width = mask.shape
         horizontal = rng.random() < config.horizontal_probability
         angle = 0.0 if horizontal else math.radians(float(rng.uniform(-config.max_angle, config.max_angle)))
