@@ -109,6 +109,17 @@ def test_word_labels_follow_the_text_sampling():
     assert all(len(digits.sample(np.random.default_rng(seed))) == 4 for seed in range(10))
 
 
+def test_each_text_keeps_one_casing_so_that_i_and_l_stay_readable():
+    sampling = TextSampling(word_probability=0.0)
+    rng = np.random.default_rng(0)
+    texts = [sampling.sample(rng) for _ in range(300)]
+    casings = {"lower" if t == t.lower() else "upper" if t == t.upper() else "title" for t in texts}
+    assert all(t in (t.lower(), t.upper()) or (t[0].isupper() and t[1:] == t[1:].lower()) for t in texts)
+    assert casings == {"lower", "upper", "title"}
+    lowercase_only = TextSampling(charset="abcdefghij0123", word_probability=0.5)
+    assert all(set(lowercase_only.sample(rng)) <= set("abcdefghij0123") for _ in range(100))
+
+
 def test_every_builtin_font_renders_the_printable_ascii():
     text = "".join(chr(code) for code in range(33, 127))
     fonts = available_fonts()

@@ -11,340 +11,32 @@ from scenetext.processors.clip4str.tokenization_clip4str import CharsetAdapter
 
 # Everyday and shop-sign words: enough variety of letter shapes and lengths for a dictionary prior, small
 # enough to live in the source.
-WORDS = tuple(
-    [
-        "the",
-        "and",
-        "for",
-        "you",
-        "with",
-        "open",
-        "closed",
-        "exit",
-        "entrance",
-        "push",
-        "pull",
-        "stop",
-        "sale",
-        "new",
-        "free",
-        "hotel",
-        "cafe",
-        "coffee",
-        "bar",
-        "pizza",
-        "bakery",
-        "bank",
-        "pharmacy",
-        "hospital",
-        "police",
-        "station",
-        "street",
-        "road",
-        "avenue",
-        "park",
-        "parking",
-        "taxi",
-        "bus",
-        "train",
-        "airport",
-        "city",
-        "center",
-        "market",
-        "shop",
-        "store",
-        "mall",
-        "food",
-        "restaurant",
-        "kitchen",
-        "menu",
-        "price",
-        "today",
-        "only",
-        "welcome",
-        "hello",
-        "world",
-        "please",
-        "thank",
-        "thanks",
-        "toilet",
-        "room",
-        "floor",
-        "level",
-        "north",
-        "south",
-        "east",
-        "west",
-        "left",
-        "right",
-        "ahead",
-        "danger",
-        "warning",
-        "caution",
-        "slow",
-        "school",
-        "zone",
-        "area",
-        "private",
-        "public",
-        "office",
-        "post",
-        "mail",
-        "phone",
-        "number",
-        "open24",
-        "fresh",
-        "fruit",
-        "milk",
-        "bread",
-        "cheese",
-        "wine",
-        "beer",
-        "tea",
-        "juice",
-        "water",
-        "ice",
-        "cream",
-        "chicken",
-        "burger",
-        "fries",
-        "salad",
-        "soup",
-        "rice",
-        "noodle",
-        "sushi",
-        "grill",
-        "house",
-        "home",
-        "garden",
-        "flower",
-        "book",
-        "books",
-        "library",
-        "museum",
-        "gallery",
-        "theatre",
-        "cinema",
-        "music",
-        "art",
-        "photo",
-        "studio",
-        "beauty",
-        "salon",
-        "hair",
-        "nails",
-        "fashion",
-        "shoes",
-        "jeans",
-        "sport",
-        "fitness",
-        "gym",
-        "club",
-        "dance",
-        "night",
-        "day",
-        "time",
-        "year",
-        "week",
-        "month",
-        "monday",
-        "friday",
-        "sunday",
-        "star",
-        "moon",
-        "sun",
-        "sky",
-        "blue",
-        "red",
-        "green",
-        "black",
-        "white",
-        "gold",
-        "silver",
-        "love",
-        "life",
-        "happy",
-        "best",
-        "good",
-        "great",
-        "big",
-        "small",
-        "long",
-        "short",
-        "high",
-        "low",
-        "fast",
-        "quick",
-        "easy",
-        "smart",
-        "super",
-        "mega",
-        "king",
-        "queen",
-        "royal",
-        "grand",
-        "central",
-        "national",
-        "international",
-        "global",
-        "service",
-        "services",
-        "repair",
-        "auto",
-        "car",
-        "cars",
-        "motor",
-        "oil",
-        "gas",
-        "fuel",
-        "energy",
-        "power",
-        "electric",
-        "water",
-        "tower",
-        "bridge",
-        "river",
-        "lake",
-        "beach",
-        "sea",
-        "ocean",
-        "island",
-        "port",
-        "harbor",
-        "gate",
-        "door",
-        "window",
-        "wall",
-        "stairs",
-        "lift",
-        "elevator",
-        "way",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "hundred",
-        "first",
-        "second",
-        "third",
-        "main",
-        "old",
-        "new",
-        "york",
-        "london",
-        "paris",
-        "tokyo",
-        "berlin",
-        "rome",
-        "madrid",
-        "china",
-        "india",
-        "america",
-        "europe",
-        "asia",
-        "africa",
-        "express",
-        "delivery",
-        "online",
-        "shopping",
-        "discount",
-        "offer",
-        "deal",
-        "limited",
-        "edition",
-        "special",
-        "premium",
-        "quality",
-        "original",
-        "classic",
-        "modern",
-        "vintage",
-        "design",
-        "studio",
-        "company",
-        "group",
-        "team",
-        "family",
-        "friends",
-        "church",
-        "temple",
-        "tower",
-        "castle",
-        "palace",
-        "square",
-        "plaza",
-        "market",
-        "hall",
-        "court",
-        "county",
-        "state",
-        "union",
-        "federal",
-        "council",
-        "university",
-        "college",
-        "academy",
-        "institute",
-        "science",
-        "technology",
-        "computer",
-        "digital",
-        "mobile",
-        "network",
-        "wireless",
-        "internet",
-        "video",
-        "games",
-        "toys",
-        "kids",
-        "baby",
-        "junior",
-        "senior",
-        "adult",
-        "student",
-        "teacher",
-        "doctor",
-        "dental",
-        "clinic",
-        "health",
-        "care",
-        "medical",
-        "center",
-        "emergency",
-        "fire",
-        "safety",
-        "security",
-        "guard",
-        "alarm",
-        "camera",
-        "notice",
-        "keep",
-        "clear",
-        "no",
-        "smoking",
-        "entry",
-        "only",
-        "staff",
-        "members",
-        "visitors",
-        "information",
-        "tickets",
-        "booking",
-        "reception",
-        "lobby",
-        "lounge",
-        "suite",
-    ]
-)
+_WORD_LIST = """
+    the and for you with open closed exit entrance push pull stop sale new free hotel cafe coffee bar pizza
+    bakery bank pharmacy hospital police station street road avenue park parking taxi bus train airport
+    city center market shop store mall food restaurant kitchen menu price today only welcome hello world
+    please thank thanks toilet room floor level north south east west left right ahead danger warning
+    caution slow school zone area private public office post mail phone number open24 fresh fruit milk
+    bread cheese wine beer tea juice water ice cream chicken burger fries salad soup rice noodle sushi
+    grill house home garden flower book books library museum gallery theatre cinema music art photo studio
+    beauty salon hair nails fashion shoes jeans sport fitness gym club dance night day time year week month
+    monday friday sunday star moon sun sky blue red green black white gold silver love life happy best good
+    great big small long short high low fast quick easy smart super mega king queen royal grand central
+    national international global service services repair auto car cars motor oil gas fuel energy power
+    electric tower bridge river lake beach sea ocean island port harbor gate door window wall stairs lift
+    elevator way one two three four five six seven eight nine ten hundred first second third main old york
+    london paris tokyo berlin rome madrid china india america europe asia africa express delivery online
+    shopping discount offer deal limited edition special premium quality original classic modern vintage
+    design company group team family friends church temple castle palace square plaza hall court county
+    state union federal council university college academy institute science technology computer digital
+    mobile network wireless internet video games toys kids baby junior senior adult student teacher doctor
+    dental clinic health care medical emergency fire safety security guard alarm camera notice keep clear
+    no smoking entry staff members visitors information tickets booking reception lobby lounge suite
+"""
+WORDS = tuple(_WORD_LIST.split())
 
 _CASINGS = ("lower", "upper", "title")
-_CASING_PROBABILITIES = (0.45, 0.3, 0.25)
+_CASING_PROBABILITIES = np.array([0.45, 0.3, 0.25])
 
 
 @dataclass(frozen=True)
@@ -352,12 +44,16 @@ class TextSampling:
     """How synthetic texts are drawn.
 
     Attributes:
-        charset: the characters a text may contain; dictionary words are mapped onto it with the CLIP4STR
-            charset adapter (a lowercase-only charset lowercases them, other characters are removed).
-        min_length / max_length: length range of random strings; dictionary words outside it are redrawn.
-        word_probability: share of texts taken from `WORDS` (in lower, UPPER or Title case) rather than
-            random strings.
+        charset: the characters a text may contain (the fonts must be able to draw them; the built-in ones
+            cover printable ASCII). Dictionary words are mapped onto it with the CLIP4STR charset adapter (a
+            lowercase-only charset lowercases them, other characters are removed).
+        min_length / max_length: length range of every text; dictionary words outside it are redrawn.
+        word_probability: share of texts taken from `WORDS` rather than random strings.
         words: the dictionary; `WORDS` by default.
+
+    Words and random strings alike are written in one casing: lower, UPPER or Title, as far as the charset
+    has letters of that case. Mixing cases character by character would make ``I``/``l`` and ``O``/``0``
+    unreadable even for people, and leave a recognizer an error floor no training removes.
     """
 
     charset: str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -378,24 +74,49 @@ class TextSampling:
 
     def sample(self, rng: np.random.Generator) -> str:
         """One text: a dictionary word (if one fits charset and length) or a random string."""
+        alphabets = _alphabets(self.charset)
+        casing = _pick_casing(rng, alphabets)
         if rng.random() < self.word_probability:
-            word = self._sample_word(rng)
+            word = self._sample_word(rng, casing)
             if word:
                 return word
         length = int(rng.integers(self.min_length, self.max_length + 1))
-        # Blanks are excluded so that every drawn character leaves ink (a space has no box of its own).
-        visible = [character for character in self.charset if not character.isspace()]
-        return "".join(visible[i] for i in rng.integers(0, len(visible), size=length))
+        letters = alphabets["lower" if casing == "title" else casing]
+        text = [letters[i] for i in rng.integers(0, len(letters), size=length)]
+        if casing == "title":
+            text[0] = alphabets["upper"][int(rng.integers(len(alphabets["upper"])))]
+        return "".join(text)
 
-    def _sample_word(self, rng: np.random.Generator) -> str | None:
+    def _sample_word(self, rng: np.random.Generator, casing: str) -> str | None:
         adapter = _charset_adapter(self.charset)
         for _ in range(8):
-            word = self.words[int(rng.integers(len(self.words)))]
-            casing = _CASINGS[int(rng.choice(len(_CASINGS), p=_CASING_PROBABILITIES))]
-            word = adapter(getattr(word, casing)())
+            word = adapter(getattr(self.words[int(rng.integers(len(self.words)))], casing)())
             if self.min_length <= len(word) <= self.max_length:
                 return word
         return None
+
+
+def _pick_casing(rng: np.random.Generator, alphabets: dict[str, str]) -> str:
+    eligible = np.array([casing in alphabets["casings"] for casing in _CASINGS])
+    probabilities = _CASING_PROBABILITIES * eligible
+    return _CASINGS[int(rng.choice(len(_CASINGS), p=probabilities / probabilities.sum()))]
+
+
+@functools.lru_cache(maxsize=16)
+def _alphabets(charset: str) -> dict:
+    """The visible characters of ``charset`` that fit lower and upper casing, and the casings it allows."""
+    # Blanks are left out so that every drawn character leaves ink (a space has no box of its own).
+    visible = "".join(dict.fromkeys(character for character in charset if not character.isspace()))
+    has_lower = any(character.islower() for character in visible)
+    has_upper = any(character.isupper() for character in visible)
+    casings = {"lower"} if has_lower or not has_upper else set()
+    casings |= {"upper"} if has_upper else set()
+    casings |= {"title"} if has_lower and has_upper else set()
+    return {
+        "lower": "".join(character for character in visible if not character.isupper()),
+        "upper": "".join(character for character in visible if not character.islower()),
+        "casings": casings,
+    }
 
 
 @functools.lru_cache(maxsize=16)
