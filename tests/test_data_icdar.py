@@ -89,3 +89,13 @@ def test_formatted_result_line_reads_back():
     line = format_result_line((1.4, 2.6, 3, 4, 5, 6, 7, 8), score=0.9)
     assert line == "1,3,3,4,5,6,7,8,0.9"
     assert parse_result_line(line) == TextRegion((1, 3, 3, 4, 5, 6, 7, 8), score=0.9)
+
+
+def test_transcriptions_are_unquoted_like_the_official_script():
+    quad = "1,1,9,1,9,5,1,5"
+    assert parse_ground_truth_line(f'{quad}, "quoted" ').text == "quoted"
+    assert parse_ground_truth_line(f"{quad}, kept as is ").text == " kept as is "
+    # `\\` is unescaped before `\"`, so `\\"` ends up as a bare quote.
+    assert parse_ground_truth_line(f'{quad},"a\\\\"b"').text == 'a"b'
+    assert parse_ground_truth_line(f'{quad},"###"').ignore
+    assert not parse_ground_truth_line(f"{quad},### ").ignore

@@ -2,7 +2,8 @@
 
 Ground-truth line: ``x1,y1,...,xn,yn,transcription``. ICDAR2015 has exactly four points; TotalText/CTW-style
 polygons have more. The transcription is everything after the last coordinate (it may contain commas); when
-it is wrapped in double quotes, the quotes are removed and ``\\\\`` / ``\\"`` unescaped. A transcription of
+it is wrapped in double quotes, the quotes are removed and ``\\\\`` then ``\\"`` unescaped (as the official
+script does); otherwise it is kept exactly, surrounding blanks included. A transcription of
 exactly ``###`` marks a don't-care region. Files are UTF-8 with or without a BOM, CRLF or LF; blank lines are
 skipped.
 
@@ -33,7 +34,7 @@ from pathlib import Path
 DONT_CARE = "###"
 
 _UTF8_BOM = b"\xef\xbb\xbf"
-_ESCAPED = re.compile(r"\\([\\\"])")
+_QUOTED = re.compile(r'\s*"(.*)"\s*', re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def parse_ground_truth_line(line: str, num_points: int | None = 4) -> TextRegion
                 f"expected {num_coordinates} coordinates followed by a transcription, found {len(fields)} fields"
             )
     points = _parse_coordinates(fields[:num_coordinates])
-    text = _unquote(",".join(fields[num_coordinates:]).strip())
+    text = _unquote(",".join(fields[num_coordinates:]))
     return TextRegion(points=points, text=text, ignore=text == DONT_CARE)
 
 
@@ -218,9 +219,12 @@ def _parse_coordinates(fields: Sequence[str]) -> tuple[float, ...]:
 
 
 def _unquote(text: str) -> str:
-    if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
-        return _ESCAPED.sub(r"\1", text[1:-1])
-    return text
+    # As the official script: a quoted transcription (blanks around the quotes allowed) loses its quotes,
+    # then `\\` and `\"` are unescaped in that order; an unquoted one is kept exactly, blanks included.
+    quoted = _QUOTED.fullmatch(text)
+    if quoted is None:
+        return text
+    return quoted.group(1).replace("\\\\", "\\").replace('\\"', '"')
 
 
 def _format_number(value: float, round_to_int: bool) -> str:
