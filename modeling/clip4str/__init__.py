@@ -1,0 +1,10 @@
+from .configuration_clip4str import PRESETS, Clip4StrConfig
+from .modeling_clip4str import Clip4StrForSceneTextRecognition, Clip4StrOutput, Clip4StrPreTrainedModel
+
+__all__ = [
+    "PRESETS",
+    "Clip4StrConfig",
+    "Clip4StrForSceneTextRecognition",
+    "Clip4StrOutput",
+    "Clip4StrPreTrainedModel",
+]
