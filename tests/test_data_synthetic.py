@@ -14,7 +14,7 @@ from scenetext.training.data.synthetic import (
     synthetic_word_dataset,
 )
 from scenetext.training.data.synthetic_text import TextSampling
-from scenetext.training.data.text_rendering import available_fonts, render_text_mask
+from scenetext.training.data.text_rendering import Font, available_fonts, render_text_mask
 
 # Flat backgrounds and no camera effects: every changed pixel is ink, so the ground truth can be checked.
 PLAIN_SCENES = SyntheticSceneConfig(
@@ -123,12 +123,17 @@ def test_each_text_keeps_one_casing_so_that_i_and_l_stay_readable():
 def test_every_builtin_font_renders_the_printable_ascii():
     text = "".join(chr(code) for code in range(33, 127))
     fonts = available_fonts()
-    assert any(font.opencv_face is None for font in fonts)  # Pillow's bundled font
-    for font in fonts:
-        mask = render_text_mask(text, font, 24)
-        assert mask.dtype == np.uint8 and mask.max() == 255
-        assert mask[:, 0].any() and mask[:, -1].any() and mask[0].any() and mask[-1].any()
-        assert mask.shape[1] > 10 * mask.shape[0]
+    assert Font() in fonts  # Pillow's bundled font
+    # The Hershey faces (OpenCV 4's) render through the same call whichever OpenCV is installed.
+    for font in (*fonts, Font(opencv_face="simplex"), Font(opencv_face="complex-italic")):
+        for boldness in (-0.5, 1.0):
+            mask = render_text_mask(text, font, 24, boldness=boldness)
+            assert mask.dtype == np.uint8 and mask.max() == 255
+            # Tight: ink on all four borders; and all 94 glyphs side by side on one line.
+            assert mask[:, 0].any() and mask[:, -1].any() and mask[0].any() and mask[-1].any()
+            assert mask.shape[1] > 10 * mask.shape[0]
+    wide = render_text_mask("W" * 20, Font(opencv_face=fonts[-1].opencv_face), 32, boldness=1.0)
+    assert wide.shape[1] > 20 * 20  # not clipped by the canvas
 
 
 def test_invalid_settings_are_rejected_with_the_field_name():

@@ -1,8 +1,9 @@
 """Rendering words as ink masks with fonts that ship with installed packages, for the synthetic data.
 
 Two families need nothing beyond the project's dependencies: Pillow's bundled TrueType font (Aileron,
-``ImageFont.load_default(size=...)``, when Pillow has FreeType) and OpenCV's Hershey vector fonts. Users add
-their own TrueType/OpenType files with ``font_paths``. A mask is a ``uint8`` array, 255 = ink, cropped tightly
+``ImageFont.load_default(size=...)``, when Pillow has FreeType) and OpenCV's own faces (embedded TrueType
+faces in OpenCV 5, Hershey vector fonts in OpenCV 4). Users add their own TrueType/OpenType files with
+``font_paths``. A mask is a ``uint8`` array, 255 = ink, cropped tightly
 to the ink, so its frame is the exact text box that the scene ground truth is made of.
 """
 
@@ -34,12 +35,6 @@ class Font:
     path: str | None = None
     opencv_face: str | None = None
 
-    @property
-    def name(self) -> str:
-        if self.opencv_face is not None:
-            return f"opencv-{self.opencv_face}"
-        return Path(self.path).stem if self.path else "pillow-default"
-
 
 def available_fonts(font_paths: Sequence[str | Path] = (), include_builtin: bool = True) -> tuple[Font, ...]:
     """The fonts to render with: the files in ``font_paths`` plus, with ``include_builtin``, Pillow's bundled
@@ -58,9 +53,7 @@ def available_fonts(font_paths: Sequence[str | Path] = (), include_builtin: bool
             fonts.extend(Font(opencv_face=face) for face in _HERSHEY_FACES)
             fonts.extend(Font(opencv_face=f"{face}-italic") for face in ("simplex", "complex"))
     if not fonts:
-        raise ValueError(
-            "no font available: Pillow lacks FreeType and OpenCV is not installed; pass font_paths"
-        )
+        raise ValueError("no font to render with: pass font_paths or include_builtin=True")
     return tuple(fonts)
 
 
@@ -98,13 +91,13 @@ def _truetype_font(path: str | None, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size) if path is None else ImageFont.truetype(path, size=size)
 
 
-def _render_truetype(text: str, path: str | None, size: int, boldness: int) -> np.ndarray:
+def _render_truetype(text: str, path: str | None, size: int, stroke: int) -> np.ndarray:
     font = _truetype_font(path, size)
-    left, top, right, bottom = font.getbbox(text, stroke_width=boldness)
-    margin = 2 + boldness
+    left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
+    margin = 2 + stroke
     canvas = Image.new("L", (right - left + 2 * margin, bottom - top + 2 * margin), 0)
     ImageDraw.Draw(canvas).text(
-        (margin - left, margin - top), text, fill=255, font=font, stroke_width=boldness, stroke_fill=255
+        (margin - left, margin - top), text, fill=255, font=font, stroke_width=stroke, stroke_fill=255
     )
     return np.asarray(canvas)
 
@@ -112,7 +105,9 @@ def _render_truetype(text: str, path: str | None, size: int, boldness: int) -> n
 def _render_opencv5(text: str, face: str, size: int, boldness: float) -> np.ndarray:
     weight = int(np.clip(400 + 400 * boldness, 100, 900))
     margin = size
-    canvas = np.zeros((3 * size, int(1.2 * size * len(text)) + 2 * margin), np.uint8)
+    # No advance-width query exists for these faces: the canvas allows 1.5 em per character, wider than any
+    # glyph of the embedded faces even at full weight.
+    canvas = np.zeros((3 * size, int(1.5 * size * len(text)) + 2 * margin), np.uint8)
     cv2.putText(canvas, text, (margin, 2 * size), 255, _opencv5_font(face), size, weight)
     return canvas
 
