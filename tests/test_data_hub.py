@@ -79,11 +79,23 @@ def test_detection_from_a_local_dataset_with_point_pairs(tmp_path):
         "words": [scene["texts"] for scene in scenes],
     }
     rows["words"][1] = ["###", *rows["words"][1][1:]]
+    # A fourth row whose texts do not match its polygons is corrupt.
+    rows["image"].append(rows["image"][0])
+    rows["boxes"].append(rows["boxes"][0])
+    rows["words"].append(["only one", "and two", "and three", "too many"])
     datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "scenes"))
-    samples = list(hub_detection_dataset(tmp_path / "scenes", polygons_column="boxes", texts_column="words"))
+    log = CorruptRecordLog()
+    samples = list(
+        hub_detection_dataset(
+            tmp_path / "scenes", polygons_column="boxes", texts_column="words", corrupt_records=log
+        )
+    )
     assert [sample["polygons"] for sample in samples] == [scene["polygons"] for scene in scenes]
     assert samples[1]["ignore"] == [True] + [False] * (len(scenes[1]["texts"]) - 1)
     assert samples[0]["texts"] == scenes[0]["texts"]
+    assert log.count() == 1
+    assert "one entry per region" in log.records()[0].reason
+    assert log.records()[0].location == f"{tmp_path / 'scenes'}/train/shard3:0"
 
 
 def test_missing_or_wrong_columns_are_named(word_dataset):
