@@ -131,3 +131,15 @@ def test_shuffled_stream_reads_in_threads_and_in_workers_after_the_main_process(
     assert sorted(sample["label"] for sample in shuffled) == expected
     loader = torch.utils.data.DataLoader(shuffled, batch_size=None, num_workers=2)
     assert sorted(sample["label"] for sample in loader) == expected
+
+
+def test_a_database_can_be_rewritten_after_it_was_read_in_the_same_process(tmp_path):
+    write_lmdb([{"image": _crop(1), "label": "before"}], tmp_path / "db")
+    assert [s["label"] for s in lmdb_recognition_dataset(tmp_path, charset=ALPHANUMERIC)] == ["before"]
+    write_lmdb(
+        [{"image": _crop(2), "label": "after"}, {"image": _crop(3), "label": "again"}], tmp_path / "db"
+    )
+    assert [s["label"] for s in lmdb_recognition_dataset(tmp_path, charset=ALPHANUMERIC)] == [
+        "after",
+        "again",
+    ]

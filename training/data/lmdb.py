@@ -93,6 +93,7 @@ def write_lmdb(
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    _close_readonly_environment(path)  # LMDB allows one handle per database and process
     count = 0
     with lmdb.open(str(path), map_size=map_size) as environment, environment.begin(write=True) as transaction:
         for count, sample in enumerate(samples, start=1):
@@ -131,6 +132,13 @@ def _readonly_environment(database: str | Path) -> lmdb.Environment:
                 path, readonly=True, lock=False, readahead=False, meminit=False, max_readers=1
             )
         return _ENVIRONMENTS[path]
+
+
+def _close_readonly_environment(database: str | Path) -> None:
+    with _ENVIRONMENTS_LOCK:
+        environment = _ENVIRONMENTS.pop(str(Path(database).resolve()), None)
+        if environment is not None:
+            environment.close()
 
 
 def _read_num_samples(database: Path, corrupt_records: CorruptRecordLog) -> int:
