@@ -198,3 +198,46 @@ def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
     assert run_cli("evaluate", "recognizer", "--model", "m", "--json", str(tmp_path / "o.json")) == 2
     assert "--model needs --data" in capsys.readouterr().err
     assert not (tmp_path / "o.json").exists()
+
+
+def test_cli_end_to_end_with_a_tiny_clip4str_model(benchmark_root, tmp_path):
+    """The real loading path: a saved tiny CLIP4STR folder, loaded with trust_remote_code, on the LMDB root.
+
+    Its random weights read noise; the CLI's numbers must equal those of running the processor and model by
+    hand on the same crops and scoring them with the metric.
+    """
+    import torch
+
+    from scenetext.modeling.clip4str.configuration_clip4str import Clip4StrConfig
+    from scenetext.modeling.clip4str.modeling_clip4str import Clip4StrForSceneTextRecognition
+    from scenetext.processors.clip4str.image_processing_clip4str import Clip4StrImageProcessor
+    from scenetext.processors.clip4str.processing_clip4str import Clip4StrProcessor
+    from scenetext.processors.clip4str.tokenization_clip4str import Clip4StrTokenizer
+    from scenetext.training.data.lmdb import lmdb_recognition_dataset
+    from scenetext.training.metrics.recognition import protocol_charset, score_recognition
+
+    torch.manual_seed(0)
+    config = Clip4StrConfig.from_preset("tiny")
+    model = Clip4StrForSceneTextRecognition(config).eval()
+    processor = Clip4StrProcessor(
+        Clip4StrImageProcessor(size=config.vision_config.image_size), Clip4StrTokenizer()
+    )
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    output = tmp_path / "report.json"
+    argv = ["evaluate", "recognizer", "--model", str(tmp_path / "model"), "--data", str(benchmark_root)]
+    assert run_cli(*argv, "--benchmarks", "IIIT5k", "--batch-size", "2", "--json", str(output)) == 0
+    report = json.loads(output.read_text())
+
+    samples = list(lmdb_recognition_dataset(benchmark_root / "test" / "IIIT5k", protocol_charset("36")))
+    images = [sample["image"] for sample in samples]
+    with torch.no_grad():
+        logits = model(pixel_values=processor(images=images, return_tensors="pt")["pixel_values"]).logits
+    decoded = processor.batch_decode(logits)
+    labels = [label for label, _ in BENCHMARKS["IIIT5k"]]
+    expected = score_recognition(decoded["generated_text"], labels, confidences=decoded["scores"])
+    scores = report["datasets"]["IIIT5k"]
+    assert scores["num_samples"] == expected.num_samples == 3
+    assert scores["accuracy"] == pytest.approx(100 * expected.accuracy)
+    assert scores["one_minus_ned"] == pytest.approx(100 * expected.one_minus_ned)
+    assert scores["mean_confidence"] == pytest.approx(100 * expected.mean_confidence, rel=1e-5)
