@@ -98,6 +98,7 @@ def test_result_files_scored_through_the_cli(icdar_files, tmp_path, capsys):
         assert report[key] == pytest.approx(100 / 3)
     assert report["score_threshold"] == {"mode": "all", "threshold": None}
     assert report["end_to_end"] is None
+    assert report["detection_order"] == "file"
     printed = capsys.readouterr().out
     assert "| Detection |         3 |                 3 |       1 |     33.33 |  33.33 |  33.33 |" in printed
 
@@ -126,6 +127,27 @@ def test_fixed_threshold_and_sweep(icdar_files, tmp_path):
     assert list(sweep["per_threshold"]) == ["0.30", "0.40", "0.50", "0.60", "0.70", "0.80", "0.90"]
     assert sweep["per_threshold"]["0.30"]["hmean"] == pytest.approx(100 / 3)
     assert sweep["per_threshold"]["0.40"]["hmean"] == pytest.approx(40.0)
+
+
+def test_score_order_matches_as_the_official_script_with_confidences(tmp_path, capsys):
+    # Greedy matching depends on order: listed first, det [2,12] takes GT [0,10] and GT [4,14] stays unmatched;
+    # by descending score det [0,10] (0.9) goes first and both GT are found (the official script with
+    # CONFIDENCES=True gives recall 1.0 here, without it 0.5).
+    gt_dir, res_dir = tmp_path / "gt", tmp_path / "res"
+    write(
+        gt_dir / "gt_img_1.txt",
+        [format_ground_truth_line(quad(0, 0, 10, 1), "a"), format_ground_truth_line(quad(4, 0, 14, 1), "b")],
+    )
+    write(
+        res_dir / "res_img_1.txt",
+        [format_result_line(quad(2, 0, 12, 1), 0.5), format_result_line(quad(0, 0, 10, 1), 0.9)],
+    )
+    assert score_result_files(res_dir, gt_dir).counts.recall == 0.5
+    output = tmp_path / "ordered.json"
+    argv = ["evaluate", "detector", "--predictions", str(res_dir), "--data", str(gt_dir), "--order-by-score"]
+    assert run_cli(*argv, "--json", str(output)) == 0
+    report = json.loads(output.read_text())
+    assert (report["recall"], report["detection_order"]) == (100.0, "score")
 
 
 def test_end_to_end_from_result_files_with_transcriptions(icdar_files, tmp_path):

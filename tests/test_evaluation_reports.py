@@ -108,6 +108,7 @@ def test_detection_json_schema(tmp_path):
             "num_images",
             "score_threshold",
             "end_to_end",
+            "detection_order",
             "preset",
         }
         | COUNT_KEYS

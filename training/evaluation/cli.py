@@ -95,6 +95,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="report the best hmean over score thresholds 0.3-0.9, as mmocr and TCM do (tuned on the test set)",
     )
     detector.add_argument(
+        "--order-by-score",
+        action="store_true",
+        help="with --predictions: match detections by descending score, as the official script does with "
+        "confidences (default: file order)",
+    )
+    detector.add_argument(
         "--end-to-end",
         choices=list(PROTOCOL_CHARSETS),
         metavar="PROTOCOL",
@@ -155,6 +161,7 @@ def run_detector(args: argparse.Namespace) -> int:
                 args.score_threshold,
                 args.best_hmean_sweep,
                 args.end_to_end,
+                args.order_by_score,
             )
         else:
             if args.end_to_end is not None:

@@ -81,16 +81,25 @@ def score_regions(
     sweep: bool = False,
     end_to_end_protocol: str | None = None,
     preset: str | None = None,
+    order_by_score: bool = False,
 ) -> DetectionReport:
-    """Score (ground truth, detections) pairs: all detections, those above a threshold, or mmocr's sweep."""
+    """Score (ground truth, detections) pairs: all detections, those above a threshold, or mmocr's sweep.
+
+    Detections are matched in file order, or with `order_by_score` by descending score, as the official
+    script does when run with confidences.
+    """
     if not images:
         raise ValueError("no image to evaluate: an empty dataset has no precision or recall")
     if sweep and score_threshold is not None:
         raise ValueError("choose either a fixed score threshold or the threshold sweep, not both")
-    if (sweep or score_threshold is not None) and any(
+    if (sweep or score_threshold is not None or order_by_score) and any(
         det.scores is None and det.polygons for _, det in images
     ):
-        raise ValueError("a score threshold needs a score on every detection, but some have none")
+        raise ValueError(
+            "score thresholds and score order need a score on every detection, but some have none"
+        )
+    if order_by_score:
+        images = [(gt, det.sorted_by_score()) for gt, det in images]
     best = None
     if sweep:
         best = sweep_score_thresholds(images)
@@ -111,6 +120,7 @@ def score_regions(
         end_to_end=end_to_end,
         end_to_end_protocol=end_to_end_protocol,
         preset=preset,
+        detection_order="score" if order_by_score else "file",
     )
 
 
@@ -121,6 +131,7 @@ def score_result_files(
     score_threshold: float | None = None,
     sweep: bool = False,
     end_to_end_protocol: str | None = None,
+    order_by_score: bool = False,
 ) -> DetectionReport:
     """Score ``res_<name>.txt`` files against ``gt_<name>.txt`` files (ICDAR format, see `data.icdar`).
 
@@ -154,7 +165,9 @@ def score_result_files(
             detections = detected_regions(read_results(result_path, num_points))
         images.append((ground_truth, detections))
     source = {"predictions": str(predictions_dir), "data": str(ground_truth_dir)}
-    return score_regions(images, source, score_threshold, sweep, end_to_end_protocol)
+    return score_regions(
+        images, source, score_threshold, sweep, end_to_end_protocol, order_by_score=order_by_score
+    )
 
 
 def _load_rgb(path: str | Path) -> PIL.Image.Image:

@@ -29,6 +29,8 @@ Detection (``task`` = ``"scene-text-detection"``)::
                           "per_threshold": {str(threshold): {counts + precision, recall, hmean}} (sweep)}
     end_to_end            null, or {"protocol", counts + precision, recall, hmean} when transcriptions
                           were scored
+    detection_order       "file" (the default protocol) or "score" (descending, as the official script with
+                          confidences)
     preset                null or the detector preset name
 """
 
@@ -187,6 +189,7 @@ class DetectionReport:
     end_to_end: DetectionCounts | None = None
     end_to_end_protocol: str | None = None
     preset: str | None = None
+    detection_order: str = "file"
     iou_threshold: float = IOU_THRESHOLD
     dont_care_threshold: float = DONT_CARE_AREA_THRESHOLD
 
@@ -224,6 +227,7 @@ class DetectionReport:
             **detection_counts_dict(self.counts),
             "score_threshold": score_threshold,
             "end_to_end": end_to_end,
+            "detection_order": self.detection_order,
             "preset": self.preset,
         }
 

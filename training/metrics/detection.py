@@ -76,6 +76,21 @@ class TextRegions:
             scores=[self.scores[i] for i in keep],
         )
 
+    def sorted_by_score(self) -> TextRegions:
+        """The regions by descending score, ordered as the official script does when confidences are on.
+
+        It sorts with ``np.argsort(-scores)`` (NumPy's default, unstable sort), so ties are ordered the same
+        way here; as matching is greedy, the order can change the counts.
+        """
+        if self.scores is None:
+            raise ValueError("ordering by score needs detection scores, but these regions have none")
+        order = np.argsort(-np.asarray(self.scores, dtype=np.float64)).tolist()
+        return TextRegions(
+            polygons=[self.polygons[i] for i in order],
+            transcriptions=None if self.transcriptions is None else [self.transcriptions[i] for i in order],
+            scores=[self.scores[i] for i in order],
+        )
+
 
 @dataclass(frozen=True)
 class DetectionCounts:
