@@ -62,10 +62,12 @@ def _files_by_name(folder: Path, prefix: str) -> dict[str, Path]:
 
 
 def ground_truth_regions(regions: Sequence[TextRegion]) -> TextRegions:
+    """Parsed ground-truth lines as the metric's regions (``###`` transcriptions mark don't care)."""
     return TextRegions([region.points for region in regions], [region.text for region in regions])
 
 
 def detected_regions(regions: Sequence[TextRegion], with_text: bool = False) -> TextRegions:
+    """Parsed result lines as the metric's regions; scores only when every line has one."""
     scores = [region.score for region in regions]
     return TextRegions(
         [region.points for region in regions],
