@@ -9,7 +9,10 @@ from collections.abc import Sequence
 
 # Each module below exposes `add_parser(subparsers)`; the parser it adds sets `func`, which receives the
 # parsed arguments and returns the process exit code. Modules are imported only to build the parser.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "scenetext.training.train_cli",
+    "scenetext.training.evaluation.cli",
+)
 
 # `scenetext convert MODEL SRC DST`: one converter per model, next to the model it feeds.
 CONVERTER_MODULES: tuple[str, ...] = ("scenetext.modeling.clip4str.convert_clip4str",)

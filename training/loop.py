@@ -1,0 +1,400 @@
+"""The Accelerate training loop shared by the recognizer and the detector.
+
+Devices, mixed precision, DDP and gradient accumulation come from Accelerate. A run writes:
+- `checkpoints/step_XXXXXXXX/`: the full training state (`Accelerator.save_state`: model, optimizer, scheduler,
+  grad scaler, RNG states, data position) every `save_every` steps; `--resume` continues from the newest;
+- `best/` and `last/`: Hub-style folders (model + processor + code) written with `save_pretrained`;
+- `train_log.jsonl`: one line per optimizer step (loss, learning rate, samples/s) and per evaluation;
+- TensorBoard logs through Accelerate's trackers.
+
+Exact resumption: the data stream is a pure function of the seed and the epoch (DataLoader generator seeded per
+epoch, augmentation seeded per sample by the task), so a resumed run re-creates the epoch's stream and skips the
+micro-batches it had consumed; model-side randomness (dropout, permutations) continues from the saved RNG states.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from datasets import IterableDataset
+from datasets.distributed import split_dataset_by_node
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .config import TrainingConfig
+
+STATE_PREFIX = "step_"
+
+
+class TrainingTask(Protocol):
+    """What a task (recognizer, detector) gives the loop."""
+
+    metric_name: str  # the evaluation metric that selects the best checkpoint
+    greater_is_better: bool
+
+    def build_model(self) -> torch.nn.Module: ...
+
+    def train_dataset(self) -> IterableDataset: ...
+
+    def collate(self, samples: list[dict], seed: int) -> dict[str, Any]:
+        """Batch raw samples; any randomness (augmentation) must derive from `seed` and the samples alone."""
+        ...
+
+    def parameter_groups(self, model: torch.nn.Module, learning_rate: float) -> list[dict[str, Any]]: ...
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]: ...
+
+    def save_pretrained(self, model: torch.nn.Module, folder: Path) -> None: ...
+
+    def skipped_records(self) -> int: ...
+
+
+@dataclass
+class TrainingProgress:
+    """Where the run is; saved with the training state so a resumed run knows what data it consumed."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+@dataclass
+class TrainingSummary:
+    steps: int
+    seconds: float
+    skipped_records: int
+    best_metric: float | None
+    best_step: int | None
+    metric_name: str
+    output_dir: Path
+
+    def __str__(self) -> str:
+        best = "n/a" if self.best_metric is None else f"{self.best_metric:.4f} at step {self.best_step}"
+        return (
+            f"Trained {self.steps} steps in {self.seconds / 60:.1f} min; skipped records: {self.skipped_records}; "
+            f"best {self.metric_name}: {best}; outputs in {self.output_dir}"
+        )
+
+
+def learning_rate_scale(config: TrainingConfig, num_processes: int) -> float:
+    """CLIP4STR's rule: the configured rate is for a total batch of 512."""
+    if not config.optimizer.scale_learning_rate:
+        return 1.0
+    return config.gradient_accumulation_steps * num_processes * config.batch_size / 512
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainingConfig
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """One LR multiplier per optimizer step, over `max_steps` steps."""
+    options = config.optimizer
+    total = config.max_steps
+    if options.schedule == "one_cycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=[group["lr"] for group in optimizer.param_groups],
+            total_steps=total,
+            pct_start=options.warmup_fraction,
+            cycle_momentum=False,
+        )
+    if options.schedule == "poly":
+        floors = [min(options.min_learning_rate / group["lr"], 1.0) for group in optimizer.param_groups]
+
+        def poly(floor: float, step: int) -> float:
+            return max((1 - min(step, total) / total) ** options.poly_power, floor)
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, [partial(poly, floor) for floor in floors])
+    if options.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    raise ValueError(f"unknown schedule {options.schedule!r}; expected one_cycle, poly or constant")
+
+
+def move_to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {key: move_to_device(value, device) for key, value in batch.items()}
+    return batch
+
+
+def latest_state(output_dir: Path) -> Path | None:
+    states = sorted((output_dir / "checkpoints").glob(f"{STATE_PREFIX}*"))
+    return states[-1] if states else None
+
+
+def _seed_worker(worker_id: int) -> None:
+    # Workers inherit a torch seed from the DataLoader generator; numpy gets one derived from it too.
+    import numpy as np
+
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+class _LogFile:
+    """`train_log.jsonl`, truncated to the resumed step so a resumed log reads like an uninterrupted one."""
+
+    def __init__(self, path: Path, resume_step: int | None, enabled: bool):
+        self.path = path
+        self.enabled = enabled
+        if not enabled:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is None:
+            path.write_text("")
+        elif path.exists():
+            kept = [
+                line
+                for line in path.read_text().splitlines()
+                if line and json.loads(line).get("step", 0) <= resume_step
+            ]
+            path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+
+class Trainer:
+    """Runs a `TrainingTask` under a `TrainingConfig` (see the module docstring)."""
+
+    def __init__(self, config: TrainingConfig, task: TrainingTask):
+        self.config = config
+        self.task = task
+        self.output_dir = Path(config.output_dir)
+        self.accelerator = Accelerator(
+            mixed_precision=config.mixed_precision,
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            cpu=config.cpu,
+            log_with=config.log_with,
+            project_config=ProjectConfiguration(
+                project_dir=str(self.output_dir), logging_dir=str(self.output_dir)
+            ),
+        )
+        self.progress = TrainingProgress()
+
+    # -- data ----------------------------------------------------------------------------------------------
+
+    def _batches(self, dataset: IterableDataset) -> Iterator[dict[str, Any]]:
+        """Micro-batches forever, epoch after epoch, starting where `self.progress` says."""
+        config = self.config
+        while True:
+            epoch = self.progress.epoch
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)
+            loader = DataLoader(
+                dataset,
+                batch_size=config.batch_size,
+                collate_fn=partial(self.task.collate, seed=config.seed * 1_000_003 + epoch),
+                num_workers=config.num_workers,
+                generator=torch.Generator().manual_seed(config.seed * 7_919 + epoch),
+                worker_init_fn=_seed_worker,
+                persistent_workers=False,
+            )
+            already_consumed = self.progress.batches_in_epoch
+            produced = 0
+            for index, batch in enumerate(loader):
+                produced += 1
+                if index < already_consumed:
+                    continue
+                yield batch
+            if produced == 0:
+                raise ValueError(
+                    "the training dataset produced no batch (empty dataset or every sample skipped)"
+                )
+            self.progress.epoch += 1
+            self.progress.batches_in_epoch = 0
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+
+    def _save_state(self) -> None:
+        accelerator = self.accelerator
+        folder = self.output_dir / "checkpoints" / f"{STATE_PREFIX}{self.progress.step:08d}"
+        accelerator.save_state(str(folder))
+        if accelerator.is_main_process:
+            states = sorted((self.output_dir / "checkpoints").glob(f"{STATE_PREFIX}*"))
+            for old in states[: max(0, len(states) - self.config.keep_last_states)]:
+                shutil.rmtree(old, ignore_errors=True)
+        accelerator.wait_for_everyone()
+
+    def _export(self, model: torch.nn.Module, name: str) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            folder = self.output_dir / name
+            if folder.exists():
+                shutil.rmtree(folder)
+            self.task.save_pretrained(self.accelerator.unwrap_model(model), folder)
+        self.accelerator.wait_for_everyone()
+
+    def _evaluate(self, model: torch.nn.Module, log: _LogFile) -> None:
+        accelerator = self.accelerator
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            unwrapped = accelerator.unwrap_model(model)
+            was_training = unwrapped.training
+            unwrapped.eval()
+            with torch.no_grad(), accelerator.autocast():
+                metrics = self.task.evaluate(unwrapped)
+            unwrapped.train(was_training)
+            value = metrics[self.task.metric_name]
+            best = self.progress.best_metric
+            improved = best is None or (value > best if self.task.greater_is_better else value < best)
+            if improved:
+                self.progress.best_metric, self.progress.best_step = value, self.progress.step
+            accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=self.progress.step)
+            log.write({"step": self.progress.step, "eval": metrics})
+            tqdm.write(f"step {self.progress.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        # Every process needs the same best-metric bookkeeping in its saved state.
+        shared = [self.progress.best_metric, self.progress.best_step]
+        shared = _broadcast(shared, accelerator)
+        self.progress.best_metric, self.progress.best_step = shared
+        if self.progress.best_step == self.progress.step:
+            self._export(model, "best")
+
+    # -- the loop ------------------------------------------------------------------------------------------
+
+    def train(
+        self, resume: bool = False, on_step: Callable[[int, float], None] | None = None
+    ) -> TrainingSummary:
+        config, accelerator, task = self.config, self.accelerator, self.task
+        set_seed(config.seed)
+        model = task.build_model()
+        scale = learning_rate_scale(config, accelerator.num_processes)
+        optimizer = torch.optim.AdamW(
+            task.parameter_groups(model, config.optimizer.learning_rate * scale),
+            betas=config.optimizer.betas,
+            eps=config.optimizer.eps,
+        )
+        scheduler = build_scheduler(optimizer, config)
+        # The scheduler is stepped by hand once per optimizer step (a prepared one steps once per process).
+        model, optimizer = accelerator.prepare(model, optimizer)
+        self.model = model
+        accelerator.register_for_checkpointing(scheduler, self.progress)
+
+        resume_from = latest_state(self.output_dir) if resume else None
+        if resume and resume_from is None:
+            raise FileNotFoundError(
+                f"--resume: no saved training state under {self.output_dir / 'checkpoints'}"
+            )
+        if resume_from is not None:
+            accelerator.load_state(str(resume_from))
+            accelerator.print(f"Resumed from {resume_from} (step {self.progress.step})")
+        if accelerator.is_main_process and config.log_with:
+            accelerator.init_trackers("train", config=_flat_hparams(config.to_dict()))
+        log = _LogFile(
+            self.output_dir / "train_log.jsonl",
+            self.progress.step if resume_from else None,
+            accelerator.is_main_process,
+        )
+
+        dataset = task.train_dataset()
+        if accelerator.num_processes > 1:
+            dataset = split_dataset_by_node(dataset, accelerator.process_index, accelerator.num_processes)
+        batches = self._batches(dataset)
+        model.train()
+        started = time.time()
+        bar = tqdm(
+            total=config.max_steps,
+            initial=self.progress.step,
+            desc=f"train {config.task}",
+            disable=not accelerator.is_local_main_process,
+        )
+        loss_sum, micro_batches, samples, window_start = 0.0, 0, 0, time.time()
+        while self.progress.step < config.max_steps:
+            batch = next(batches)
+            if batch is None:  # every sample of the micro-batch was filtered out by the task
+                self.progress.batches_in_epoch += 1
+                continue
+            batch = move_to_device(batch, accelerator.device)
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            self.progress.batches_in_epoch += 1
+            loss_sum += loss.detach().float()
+            micro_batches += 1
+            samples += batch["pixel_values"].shape[0]
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            self.progress.step += 1
+            step_loss = accelerator.gather(loss_sum / micro_batches).mean().item()
+            loss_sum, micro_batches = 0.0, 0
+            learning_rate = scheduler.get_last_lr()[0]
+            log.write({"step": self.progress.step, "loss": step_loss, "lr": learning_rate})
+            if on_step is not None:
+                on_step(self, step_loss)
+            if self.progress.step % config.log_every == 0 or self.progress.step == config.max_steps:
+                elapsed = time.time() - window_start
+                rate = samples * accelerator.num_processes / max(elapsed, 1e-9)
+                accelerator.log(
+                    {"train/loss": step_loss, "train/lr": learning_rate, "train/samples_per_s": rate},
+                    step=self.progress.step,
+                )
+                bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{learning_rate:.2e}", samples_s=f"{rate:.1f}")
+                samples, window_start = 0, time.time()
+            bar.update(1)
+            if self.progress.step % config.eval_every == 0 or self.progress.step == config.max_steps:
+                self._evaluate(model, log)
+            if self.progress.step % config.save_every == 0 or self.progress.step == config.max_steps:
+                self._save_state()
+        bar.close()
+        self._export(model, "last")
+        accelerator.end_training()
+        summary = TrainingSummary(
+            steps=self.progress.step,
+            seconds=time.time() - started,
+            skipped_records=task.skipped_records(),
+            best_metric=self.progress.best_metric,
+            best_step=self.progress.best_step,
+            metric_name=task.metric_name,
+            output_dir=self.output_dir,
+        )
+        accelerator.print(str(summary))
+        return summary
+
+
+def _broadcast(values: list[Any], accelerator: Accelerator) -> list[Any]:
+    if accelerator.num_processes == 1:
+        return values
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list(values, from_process=0)
+
+
+def _flat_hparams(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """TensorBoard hparams take scalars and strings only."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat_hparams(value, f"{name}."))
+        elif isinstance(value, (int, float, str, bool)) and not (
+            isinstance(value, float) and math.isnan(value)
+        ):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat

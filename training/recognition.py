@@ -1,0 +1,235 @@
+"""Recognizer (CLIP4STR) training task for the Accelerate loop (`training/loop.py`).
+
+YAML sections read here:
+
+    model:
+      preset: tiny              # a Clip4StrConfig preset, random initialisation ...
+      from_clip: PATH_OR_ID     # ... or both towers from a transformers CLIP checkpoint ...
+      from_pretrained: PATH     # ... or fine-tune a CLIP4STR folder
+      config: {}                # Clip4StrConfig fields (charset, max_label_length, decoder_num_heads, ...)
+    processor:
+      image_mean: [...]         # default: CLIP's mean/std, the official training normalisation
+      image_std: [...]
+    data:
+      train: {source: synthetic, num_samples: 100000, seed: 0, word: {...}}   # or lmdb / hub, see below
+      eval: {source: synthetic, num_samples: 500, seed: 1000}
+      augment: true             # the official RandAugment
+      eval_protocol: 36         # 36 | 62 | 94
+      eval_batch_size: 64
+      shuffle_buffer: 0         # > 0: shuffle the stream with a buffer of this size
+
+Sources: `synthetic` (`num_samples`, `seed`, `word`: SyntheticWordConfig fields, `text`: TextSampling fields),
+`lmdb` (`root`: one or more folders searched for data.mdb, `min_image_dim`), `hub` (`dataset`, `split`,
+`image_column`, `text_column`, `config_name`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import IterableDataset
+
+from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
+from scenetext.modeling.clip4str.convert_clip4str import build_processor
+from scenetext.processors.clip4str import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Clip4StrProcessor
+
+from .augment import WordCropRandAugment
+from .config import TrainingConfig
+from .data.corrupt_records import CorruptRecordLog
+from .data.hub import hub_recognition_dataset
+from .data.lmdb import lmdb_recognition_dataset
+from .data.synthetic import SyntheticWordConfig, synthetic_word_dataset
+from .data.synthetic_text import TextSampling
+from .evaluation.recognizer import evaluate_recognition_samples
+from .metrics.recognition import RecognitionScores
+
+
+def dataclass_from_mapping(cls: type, mapping: dict[str, Any] | None, where: str) -> Any:
+    """Build a (possibly nested) dataclass from YAML, with a clear error for unknown keys."""
+    mapping = dict(mapping or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown {where} option(s) {unknown}; expected some of {sorted(fields)}")
+    for name, value in mapping.items():
+        if isinstance(value, list):
+            mapping[name] = tuple(value)
+    return cls(**mapping)
+
+
+def _shared_encoder_parameters(name: str) -> bool:
+    return name.startswith(("vision_model.", "visual_projection.", "text_model.", "text_projection."))
+
+
+def _no_weight_decay(name: str, parameter: torch.Tensor) -> bool:
+    # The official (open_clip) rule: gains, biases, position queries and the character embedding.
+    return parameter.ndim < 2 or "pos_queries" in name or "text_embed" in name or "bias" in name
+
+
+def clip4str_parameter_groups(
+    model: torch.nn.Module, learning_rate: float, weight_decay: float, decoder_lr_multiplier: float
+) -> list[dict[str, Any]]:
+    """The official four groups: CLIP towers / decoders, each with and without weight decay; the decoders
+    learn `decoder_lr_multiplier` (19) times faster. Frozen parameters are left out."""
+    groups: dict[tuple[bool, bool], list[torch.Tensor]] = {}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            key = (_shared_encoder_parameters(name), _no_weight_decay(name, parameter))
+            groups.setdefault(key, []).append(parameter)
+    result = []
+    for (is_encoder, no_decay), parameters in sorted(groups.items(), reverse=True):
+        result.append(
+            {
+                "params": parameters,
+                "lr": learning_rate if is_encoder else learning_rate * decoder_lr_multiplier,
+                "weight_decay": 0.0 if no_decay else weight_decay,
+            }
+        )
+    return result
+
+
+class RecognitionTask:
+    metric_name = "accuracy"
+    greater_is_better = True
+
+    def __init__(self, config: TrainingConfig):
+        self.config = config
+        self.data = dict(config.data)
+        self.corrupt_records = CorruptRecordLog(Path(config.output_dir) / "corrupt_records")
+        self.model_config = self._model_config()
+        processor_options = config.processor
+        self.processor: Clip4StrProcessor = build_processor(
+            self.model_config,
+            image_mean=tuple(processor_options.get("image_mean", OPENAI_CLIP_MEAN)),
+            image_std=tuple(processor_options.get("image_std", OPENAI_CLIP_STD)),
+        )
+        self.augment = WordCropRandAugment() if self.data.get("augment", True) else None
+
+    # -- model ---------------------------------------------------------------------------------------------
+
+    def _model_config(self) -> Clip4StrConfig:
+        options = self.config.model
+        overrides = dict(options.get("config", {}))
+        if "from_pretrained" in options:
+            return Clip4StrConfig.from_pretrained(options["from_pretrained"], **overrides)
+        if "from_clip" in options:
+            from transformers import CLIPConfig
+
+            clip = CLIPConfig.from_pretrained(options["from_clip"])
+            return Clip4StrConfig(
+                vision_config=clip.vision_config.to_dict(),
+                text_config=clip.text_config.to_dict(),
+                projection_dim=clip.projection_dim,
+                **overrides,
+            )
+        return Clip4StrConfig.from_preset(options.get("preset", "tiny"), **overrides)
+
+    def build_model(self) -> Clip4StrForSceneTextRecognition:
+        options = self.config.model
+        overrides = dict(options.get("config", {}))
+        if "from_pretrained" in options:
+            return Clip4StrForSceneTextRecognition.from_pretrained(options["from_pretrained"], **overrides)
+        if "from_clip" in options:
+            return Clip4StrForSceneTextRecognition.from_clip(options["from_clip"], **overrides)
+        return Clip4StrForSceneTextRecognition(self.model_config)
+
+    def parameter_groups(self, model: torch.nn.Module, learning_rate: float) -> list[dict[str, Any]]:
+        options = self.config.optimizer
+        return clip4str_parameter_groups(
+            model, learning_rate, options.weight_decay, options.decoder_lr_multiplier
+        )
+
+    def save_pretrained(self, model: torch.nn.Module, folder: Path) -> None:
+        model.save_pretrained(folder)
+        self.processor.save_pretrained(folder)
+
+    def skipped_records(self) -> int:
+        return self.corrupt_records.count()
+
+    # -- data ----------------------------------------------------------------------------------------------
+
+    def _source(self, spec: dict[str, Any], where: str) -> IterableDataset:
+        spec = dict(spec)
+        source = spec.pop("source", None)
+        charset = self.model_config.charset
+        max_length = self.model_config.max_label_length
+        if source == "synthetic":
+            text = dataclass_from_mapping(TextSampling, spec.pop("text", None), f"{where}.text")
+            word = dataclass_from_mapping(
+                SyntheticWordConfig, {**spec.pop("word", {}), "text": text}, f"{where}.word"
+            )
+            return synthetic_word_dataset(
+                spec.pop("num_samples"), seed=spec.pop("seed", 0), config=word, **spec
+            )
+        if source == "lmdb":
+            return lmdb_recognition_dataset(
+                spec.pop("root"), charset, max_length, corrupt_records=self.corrupt_records, **spec
+            )
+        if source == "hub":
+            return hub_recognition_dataset(
+                spec.pop("dataset"),
+                charset=charset,
+                max_label_length=max_length,
+                corrupt_records=self.corrupt_records,
+                **spec,
+            )
+        raise ValueError(f"{where}.source must be synthetic, lmdb or hub, got {source!r}")
+
+    def train_dataset(self) -> IterableDataset:
+        if "train" not in self.data:
+            raise ValueError("the training config needs data.train")
+        dataset = self._source(self.data["train"], "data.train")
+        buffer = int(self.data.get("shuffle_buffer", 0))
+        if buffer > 0:
+            dataset = dataset.shuffle(seed=self.config.seed, buffer_size=buffer)
+        return dataset
+
+    def collate(self, samples: list[dict], seed: int) -> dict[str, torch.Tensor] | None:
+        """Official label preprocessing, augmentation seeded by (seed, sample), then the processor."""
+        tokenizer = self.processor.tokenizer
+        images, labels = [], []
+        for sample in samples:
+            label = tokenizer.preprocess_label(sample["label"])
+            if label is None:
+                continue
+            image = sample["image"]
+            if self.augment is not None:
+                image = self.augment(image, seed=zlib.crc32(sample["source"].encode()) ^ seed)
+            images.append(image)
+            labels.append(label)
+        if not images:
+            return None
+        return dict(self.processor(images=images, text=labels, return_tensors="pt"))
+
+    # -- evaluation ----------------------------------------------------------------------------------------
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        if "eval" not in self.data:
+            return {}
+        scores = self.score(model, self._source(self.data["eval"], "data.eval"))
+        return {
+            "accuracy": scores.accuracy,
+            "one_minus_ned": scores.one_minus_ned,
+            "mean_confidence": scores.mean_confidence,
+        }
+
+    def score(self, model: torch.nn.Module, samples: IterableDataset) -> RecognitionScores:
+        device = next(model.parameters()).device
+
+        def predict(images):
+            pixel_values = self.processor(images=images, return_tensors="pt")["pixel_values"].to(device)
+            decoded = self.processor.batch_decode(model(pixel_values=pixel_values).logits)
+            return decoded["generated_text"], decoded["scores"]
+
+        return evaluate_recognition_samples(
+            predict,
+            samples,
+            protocol=self.data.get("eval_protocol", 36),
+            batch_size=int(self.data.get("eval_batch_size", 64)),
+            max_label_length=self.model_config.max_label_length,
+            description="eval",
+        )
