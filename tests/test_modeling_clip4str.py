@@ -303,3 +303,76 @@ def test_bad_inputs_get_clear_errors():
         Clip4StrConfig(caption_charset="äb")
     with pytest.raises(ValueError, match="Unknown CLIP4STR preset"):
         Clip4StrConfig.from_preset("vit-g14")
+
+
+def test_convert_command_writes_a_folder_that_reads_like_the_official_model(
+    tmp_path, fixtures_dir, run_isolated
+):
+    from scenetext.training.cli import main
+
+    folder = fixtures_dir / "clip4str" / "a"
+    out = tmp_path / "converted"
+    assert (
+        main(
+            [
+                "convert",
+                "clip4str",
+                str(folder / "checkpoint.ckpt"),
+                str(out),
+                "--vision-heads",
+                "2",
+                "--text-heads",
+                "2",
+            ]
+        )
+        == 0
+    )
+    expected = __import__("json").loads((folder / "config.json").read_text())["expected"]["pred_strings"]
+    stdout = run_isolated(
+        f"""
+        import json
+        from safetensors.torch import load_file
+        import torch
+        from transformers import AutoModel, AutoProcessor
+        model = AutoModel.from_pretrained({str(out)!r}, trust_remote_code=True).eval()
+        processor = AutoProcessor.from_pretrained({str(out)!r}, trust_remote_code=True)
+        io = load_file({str(folder / "io.safetensors")!r})
+        with torch.no_grad():
+            logits = model(io["pixel_values"]).logits
+        print(json.dumps({{"max_diff": (logits - io["logits"]).abs().max().item(),
+                          "texts": processor.batch_decode(logits)["generated_text"],
+                          "mean": list(processor.image_processor.image_mean)}}))
+        """
+    )
+    result = __import__("json").loads(stdout.strip().splitlines()[-1])
+    assert result["max_diff"] < 1e-4
+    assert result["texts"] == expected
+    assert result["mean"] == [0.5, 0.5, 0.5]
+
+
+def test_conversion_refuses_bad_checkpoints(tmp_path, official):
+    import argparse
+
+    _, _, state_dict = official
+    pickled = tmp_path / "pickled.ckpt"
+    torch.save({"state_dict": state_dict, "hyper_parameters": argparse.Namespace(x=1)}, pickled)
+    with pytest.raises(ValueError, match="allow_pickle"):
+        load_official_checkpoint(pickled)
+    assert load_official_checkpoint(pickled, allow_pickle=True)[0].keys() == state_dict.keys()
+
+    config = infer_config(state_dict, vision_heads=2, text_heads=2, decoder_heads=2)
+    model = Clip4StrForSceneTextRecognition(config)
+    weights = convert_state_dict(state_dict)
+    missing = {k: v for k, v in weights.items() if k != "visual_decoder.head.bias"}
+    with pytest.raises(ValueError, match=r"missing: visual_decoder\.head\.bias"):
+        load_converted_weights(model, missing)
+    extra = {**weights, "visual_decoder.extra.weight": torch.zeros(1)}
+    with pytest.raises(ValueError, match=r"unexpected: visual_decoder\.extra\.weight"):
+        load_converted_weights(model, extra)
+    wrong = {**weights, "visual_decoder.head.bias": torch.zeros(3)}
+    with pytest.raises(ValueError, match=r"shape mismatch: visual_decoder\.head\.bias"):
+        load_converted_weights(model, wrong)
+    with pytest.raises(ValueError, match="--vision-heads"):
+        infer_config(state_dict)
+    with pytest.raises(ValueError, match="unexpected key"):
+        convert_state_dict({**state_dict, "clip_model.something_new": torch.zeros(1)})

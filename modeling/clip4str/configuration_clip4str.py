@@ -35,7 +35,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "text": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16},
         "projection_dim": 1024,
     },
-    # Not an official size: a few-second model for tests and smoke runs.
+    # Not official sizes: the embedded demo model (trained on synthetic words on CPU) ...
+    "small": {
+        "vision": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "patch_size": 8},
+        "text": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2},
+        "projection_dim": 128,
+        "image_size": 96,
+        "decoder_num_heads": 4,
+    },
+    # ... and a few-second model for tests and smoke runs.
     "tiny": {
         "vision": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "patch_size": 8},
         "text": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2},
@@ -148,7 +156,7 @@ class Clip4StrConfig(PreTrainedConfig):
 
     @classmethod
     def from_preset(cls, name: str, **kwargs: Any) -> Clip4StrConfig:
-        """Config with the official dimensions of `vit-b16`, `vit-b32`, `vit-l14` or `vit-h14` (or `tiny`).
+        """Config with the official dimensions of `vit-b16`, `vit-b32`, `vit-l14` or `vit-h14` (or the unofficial `small` / `tiny`).
 
         Keyword arguments override top-level fields (e.g. `charset`, `refine_iters`).
         """

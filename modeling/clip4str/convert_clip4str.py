@@ -55,7 +55,9 @@ def load_official_checkpoint(
     state_dict = checkpoint.get("state_dict", checkpoint)
     if not any(key.startswith("clip_model.") for key in state_dict):
         raise ValueError(f"{path} has no `clip_model.*` weights: not a CLIP4STR checkpoint")
-    return dict(state_dict), dict(checkpoint.get("hyper_parameters") or {})
+    hparams = checkpoint.get("hyper_parameters") or {}
+    # Lightning stores an AttributeDict; older checkpoints may hold an argparse Namespace.
+    return dict(state_dict), dict(hparams) if isinstance(hparams, dict) else dict(vars(hparams))
 
 
 def _count_blocks(state_dict: dict[str, torch.Tensor], prefix: str) -> int:
