@@ -481,6 +481,8 @@ def load_state_dict_checked(module: nn.Module, state_dict: Mapping[str, torch.Te
 
 
 class TcmPreTrainedModel(PreTrainedModel):
+    """Configuration class, weight initialisation and loading for the TCM models."""
+
     config_class = TcmConfig
     base_model_prefix = "tcm"
     main_input_name = "pixel_values"
@@ -719,18 +721,16 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
         this computes the per-image-correct value (equal to the official one for a single image)."""
         config = self.config
         # BCE on probabilities is undefined under autocast, and the hard-negative counts want fp32 sums.
+        targets = {key: labels[key].to(device=prob_map.device, dtype=torch.float32) for key in LABEL_KEYS}
         with torch.autocast(device_type=prob_map.device.type, enabled=False):
-            shrink = (labels["shrink_map"] > 0).float()
-            shrink_mask = labels["shrink_mask"].float()
+            shrink = (targets["shrink_map"] > 0).float()
+            shrink_mask = targets["shrink_mask"]
             probability = balanced_bce_loss(
                 prob_map[:, 0].float(), shrink, shrink_mask, config.negative_ratio, config.loss_eps
             )
             binary = dice_loss(binary_map[:, 0].float(), shrink, shrink_mask, config.loss_eps)
             threshold = masked_l1_loss(
-                thresh_map[:, 0].float(),
-                labels["threshold_map"].float(),
-                labels["threshold_mask"].float(),
-                config.loss_eps,
+                thresh_map[:, 0].float(), targets["threshold_map"], targets["threshold_mask"], config.loss_eps
             )
             matching_logits = F.interpolate(
                 matching_map.float() / config.tau,
