@@ -3,6 +3,7 @@
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -313,3 +314,24 @@ def test_bad_labels_are_explained():
         model(pixels, labels={**labels, "shrink_map": torch.zeros(1, 32, 32)})
     with pytest.raises(TypeError, match="mapping"):
         model(pixels, labels=[labels])
+
+
+def test_image_processor_targets_train_the_model_and_post_processing_finds_the_text():
+    processing = pytest.importorskip("scenetext.processors.tcm.image_processing_tcm")
+    processor = processing.TcmImageProcessor(do_resize=False)
+    image = np.random.default_rng(0).integers(0, 60, size=(64, 96, 3), dtype=np.uint8)
+    image[20:44, 16:80] = 230
+    batch = processor([image], polygons=[[[[16, 20], [80, 20], [80, 44], [16, 44]]]])
+    model = tiny_model().train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(100):
+        optimizer.zero_grad()
+        model(batch["pixel_values"], labels=batch["labels"]).loss.backward()
+        optimizer.step()
+
+    with torch.no_grad():
+        outputs = model.eval()(batch["pixel_values"])
+    (result,) = processor.post_process_text_detection(outputs, target_sizes=[(64, 96)], threshold=0.5)
+
+    assert len(result["polygons"]) == 1
+    torch.testing.assert_close(result["boxes"][0], torch.tensor([16.0, 20.0, 80.0, 44.0]), atol=4, rtol=0)
