@@ -152,9 +152,8 @@ def _check_weights(folder: Path) -> None:
         return
     if (folder / "model.safetensors").is_file():
         return
-    pickled = sorted(
-        path.name for path in folder.iterdir() if path.suffix in (".bin", ".pt", ".pth", ".ckpt")
-    )
+    # The names save_pretrained gives pickled weights (optimizer states and the like are not weights).
+    pickled = sorted(path.name for path in folder.glob("pytorch_model*.bin"))
     if pickled:
         raise ValueError(
             f"{folder}: weights {pickled} are pickled; only safetensors are published "
