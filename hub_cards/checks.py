@@ -42,14 +42,15 @@ _LANGUAGE = re.compile(r"^([a-z]{2,3}(-[a-zA-Z0-9]+)*|code|multilingual)$")
 _PROCESSOR_CONFIGS = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
 
 
-def check_repo_id(repo_id: object) -> str:
-    """`repo_id` if it is a valid Hub model repository id (`name` or `namespace/name`), else a ValueError."""
+def check_repo_id(repo_id: object, role: str = "repo id") -> str:
+    """`repo_id` if it is a valid Hub model repository id (`name` or `namespace/name`), else a ValueError
+    starting with `role` (what the id is for)."""
     if not isinstance(repo_id, str):
-        raise TypeError(f"repo id must be a string like 'user/model-name', got {type(repo_id).__name__}")
+        raise TypeError(f"{role} must be a string like 'user/model-name', got {type(repo_id).__name__}")
     try:
         validate_repo_id(repo_id)
     except HFValidationError as error:
-        raise ValueError(f"repo id {repo_id!r} is malformed: {error}") from error
+        raise ValueError(f"{role} {repo_id!r} is malformed: {error}") from error
     return repo_id
 
 

@@ -22,6 +22,12 @@ from .eval_results import load_evaluation_report
 from .render import DEFAULT_LICENSE, render_model_card
 from .verify import verify_folder
 
+try:
+    # The pipelines' build tool: copies their code into a folder and declares them in `custom_pipelines`.
+    from scenetext.processors.ocr.custom_pipelines_ocr import add_pipelines
+except ImportError:  # an installation without the pipelines publishes models without them
+    add_pipelines = None
+
 # What a Hub model folder is made of; anything else in a training output (optimizer states, logs, pickles)
 # stays behind.
 UPLOADED_SUFFIXES = (".json", ".py", ".safetensors", ".txt")
@@ -53,43 +59,60 @@ def assemble_upload_folder(
     license: str = DEFAULT_LICENSE,
     base_model: str | Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
+    ocr_recognizer: str | None = None,
 ) -> Path:
-    """Write the folder that will be uploaded: the model folder's Hub files and a rendered, validated card.
+    """Write the folder that will be uploaded: the model folder's Hub files, its pipelines (code and
+    `custom_pipelines`, added when the folder has none) and a rendered, validated card.
 
-    Every check (repo id, files, evaluation JSON, card metadata) runs before `destination` is written.
+    The folder is built and checked in a staging folder and moved to `destination` only when every check
+    (repo id, files, evaluation JSON, card metadata, no token in any file) passed.
 
     Raises:
         FileNotFoundError / ValueError: see `check_model_folder`, `load_evaluation_report`,
             `validate_card_metadata`; `destination` already holding files.
     """
     check_repo_id(repo_id)
-    folder = Path(folder)
-    kind = check_model_folder(folder)
-    report = load_evaluation_report(eval_json, kind) if eval_json is not None else None
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    pipelines = list(config.get("custom_pipelines") or {})
-    card = render_model_card(
-        folder,
-        kind,
-        repo_id,
-        eval_report=report,
-        training_config=load_training_config(training_config),
-        license=license,
-        base_model=base_model,
-        datasets=datasets,
-        pipeline_task=kind.task if kind.task in pipelines else (pipelines[0] if pipelines else None),
-    )
-    validate_card_metadata(card, kind)
-
-    destination = Path(destination)
+    if ocr_recognizer is not None:
+        check_repo_id(ocr_recognizer, role="ocr recognizer")
+    folder, destination = Path(folder), Path(destination)
     if destination.exists() and any(destination.iterdir()):
         raise ValueError(f"output folder {destination} is not empty; choose a new or empty folder")
-    destination.mkdir(parents=True, exist_ok=True)
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix in UPLOADED_SUFFIXES:
+    kind = check_model_folder(folder)
+    if ocr_recognizer is not None and kind.model_type != "tcm":
+        raise ValueError(
+            f"ocr recognizer: only a detector folder is paired with a recognizer; {folder} holds a "
+            f"{kind.model_type} model"
+        )
+    report = load_evaluation_report(eval_json, kind) if eval_json is not None else None
+    recipe = load_training_config(training_config)
+    with tempfile.TemporaryDirectory(prefix="scenetext-assemble-") as staging_dir:
+        staging = Path(staging_dir)
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.suffix in UPLOADED_SUFFIXES:
+                shutil.copy2(path, staging / path.name)
+        config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
+        if not config.get("custom_pipelines") and add_pipelines is not None:
+            add_pipelines(staging)
+            config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
+        check_model_folder(staging)
+        card = render_model_card(
+            staging,
+            kind,
+            repo_id,
+            eval_report=report,
+            training_config=recipe,
+            license=license,
+            base_model=base_model,
+            datasets=datasets,
+            pipeline_tasks=list(config.get("custom_pipelines") or {}),
+            ocr_recognizer=ocr_recognizer,
+        )
+        validate_card_metadata(card, kind)
+        card.save(staging / "README.md")
+        _refuse_token_in_files(staging)
+        destination.mkdir(parents=True, exist_ok=True)
+        for path in sorted(staging.iterdir()):
             shutil.copy2(path, destination / path.name)
-    card.save(destination / "README.md")
-    _refuse_token_in_files(destination)
     return destination
 
 
@@ -119,6 +142,7 @@ def publish_folder(
     license: str = DEFAULT_LICENSE,
     base_model: str | Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
+    ocr_recognizer: str | None = None,
     commit_message: str | None = None,
     verify_timeout: float = 600,
 ) -> str:
@@ -138,6 +162,9 @@ def publish_folder(
         dry_run_dir: write and verify the folder there, upload nothing.
         training_config: the run's configuration (mapping or YAML file), shown as the training recipe.
         license, base_model, datasets: card metadata.
+        ocr_recognizer: for a detector, the recognizer (Hub id) its card's scene-reading snippet pairs it
+            with (the `ocr` pipeline is then shown; it is not run by the verification, which has no
+            recognizer).
 
     Returns:
         The commit URL (the pull request URL with `create_pr`), or the dry-run folder.
@@ -153,6 +180,7 @@ def publish_folder(
             license=license,
             base_model=base_model,
             datasets=datasets,
+            ocr_recognizer=ocr_recognizer,
         )
         verify_folder(destination, check_model_folder(destination), timeout=verify_timeout)
         return str(destination)
@@ -166,6 +194,7 @@ def publish_folder(
             license=license,
             base_model=base_model,
             datasets=datasets,
+            ocr_recognizer=ocr_recognizer,
         )
         kind = check_model_folder(destination)
         verify_folder(destination, kind, timeout=verify_timeout)

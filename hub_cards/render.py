@@ -29,7 +29,8 @@ def render_model_card(
     base_model: str | Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
     language: str | Sequence[str] | None = "en",
-    pipeline_task: str | None = None,
+    pipeline_tasks: Sequence[str] = (),
+    ocr_recognizer: str | None = None,
 ) -> ModelCard:
     """The card of the model saved in `folder`, to be published as `repo_id`.
 
@@ -41,7 +42,9 @@ def render_model_card(
             become the card's `model-index` and its results table.
         training_config: the training run's configuration, shown as the training recipe.
         license, base_model, datasets, language: Hub metadata.
-        pipeline_task: the custom pipeline task the folder registers; adds the pipeline snippet.
+        pipeline_tasks: the folder's `custom_pipelines` tasks; the model's own task adds a pipeline snippet.
+        ocr_recognizer: for a detector registering the `ocr` pipeline, the recognizer (Hub id) its scene
+            reading snippet pairs it with.
     """
     folder = Path(folder)
     model_name = repo_id.split("/")[-1]
@@ -67,7 +70,8 @@ def render_model_card(
         paper_url=kind.paper_url,
         bibtex=kind.bibtex,
         details=_model_details(folder, kind),
-        pipeline_task=pipeline_task,
+        pipeline_task=kind.task if kind.task in pipeline_tasks else None,
+        ocr_recognizer=ocr_recognizer if "ocr" in pipeline_tasks else None,
         training=_training_section(training_config),
         evaluation=_evaluation_section(eval_report, kind),
     )

@@ -14,7 +14,8 @@ from typing import Any
 
 from .model_kinds import ModelKind
 
-# Runs in the isolated process: argv = [folder, model_type]. Prints one JSON line describing what loaded.
+# Runs in the isolated process: argv = [folder, model_type, (recognizer folder)]. Prints one JSON line
+# describing what loaded.
 _VERIFY_SCRIPT = r"""
 import json
 import sys
@@ -36,6 +37,7 @@ from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor, pipeline
 
 folder, model_type = sys.argv[1], sys.argv[2]
+recognizer = sys.argv[3] if len(sys.argv) > 3 else None
 config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
 model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
 rng = np.random.default_rng(0)
@@ -57,7 +59,13 @@ else:
     inference = {"num_regions": len(regions["scores"])}
 pipelines = {}
 for task in getattr(config, "custom_pipelines", None) or {}:
-    result = pipeline(task, model=folder, trust_remote_code=True)(image)
+    if task == "ocr" and recognizer is None:
+        pipelines[task] = "skipped: reading scenes needs a recognizer folder"
+        continue
+    extra = {"recognizer": recognizer} if task == "ocr" else {}
+    result = pipeline(task, model=folder, trust_remote_code=True, **extra)(image)
+    if model_type == "clip4str" and result[0]["generated_text"] != inference["generated_text"]:
+        raise ValueError(f"pipeline {task!r} read {result!r}, the model with its processor {inference!r}")
     pipelines[task] = json.loads(json.dumps(result, default=str))
 print(json.dumps({
     "config_class": type(config).__name__,
@@ -76,8 +84,14 @@ class VerificationError(RuntimeError):
     """The folder did not load or run in a clean process."""
 
 
-def verify_folder(folder: str | Path, kind: ModelKind, timeout: float = 600) -> dict[str, Any]:
+def verify_folder(
+    folder: str | Path, kind: ModelKind, timeout: float = 600, recognizer_folder: str | Path | None = None
+) -> dict[str, Any]:
     """Load `folder` in an isolated process and run one inference; return what loaded and what it read.
+
+    Every pipeline the folder registers in `custom_pipelines` is run too; a detector's `ocr` pipeline only
+    with `recognizer_folder` (a recognizer folder it reads the detected words with), else it is reported
+    as skipped.
 
     Returns:
         `{"config_class", "model_class", "processor_class", "inference", "pipelines": {task: result}}`.
@@ -86,6 +100,7 @@ def verify_folder(folder: str | Path, kind: ModelKind, timeout: float = 600) -> 
         VerificationError: with the end of the child's error output.
     """
     folder = Path(folder).resolve()
+    recognizer = [] if recognizer_folder is None else [str(Path(recognizer_folder).resolve())]
     with tempfile.TemporaryDirectory(prefix="scenetext-verify-") as workdir:
         env = {
             key: value for key, value in os.environ.items() if key not in (*_TOKEN_VARIABLES, "PYTHONPATH")
@@ -98,7 +113,7 @@ def verify_folder(folder: str | Path, kind: ModelKind, timeout: float = 600) -> 
         )
         try:
             result = subprocess.run(
-                [sys.executable, "-c", _VERIFY_SCRIPT, str(folder), kind.model_type],
+                [sys.executable, "-c", _VERIFY_SCRIPT, str(folder), kind.model_type, *recognizer],
                 cwd=workdir,
                 env=env,
                 capture_output=True,

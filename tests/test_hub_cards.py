@@ -1,8 +1,10 @@
 """Model cards: metadata and results parse back, tables sit next to the paper's numbers, snippets run, and bad
 evaluation JSON or metadata is refused with the wrong part named."""
 
+import ast
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +176,44 @@ def test_card_snippets_run_against_the_saved_folders(clip4str_folder, tcm_folder
     assert lines, "the random detector finds regions in noise; an empty reading would prove nothing"
     assert [float(line.split(" ", 1)[0]) for line in lines] == expected_scores
     assert all(len(json.loads(line.split(" ", 1)[1])) >= 4 for line in lines)
+
+
+def test_pipeline_snippets_run_against_folders_with_pipelines(
+    clip4str_folder, tcm_folder, tmp_path, run_isolated
+):
+    """With the pipelines added, the cards show the pipeline and scene-reading (ocr) examples; run where only
+    the folders exist, they read what the classes read here."""
+    add_pipelines = pytest.importorskip("scenetext.processors.ocr.custom_pipelines_ocr").add_pipelines
+    recognizer, detector = tmp_path / "recognizer", tmp_path / "detector"
+    shutil.copytree(clip4str_folder, recognizer)
+    shutil.copytree(tcm_folder, detector)
+    tasks = {"clip4str": list(add_pipelines(recognizer)), "tcm": list(add_pipelines(detector))}
+    rng = np.random.default_rng(0)
+    PIL.Image.fromarray(rng.integers(0, 256, (32, 100, 3), dtype=np.uint8)).save(tmp_path / "word.png")
+    PIL.Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(tmp_path / "scene.jpg")
+    recognizer_card = render_model_card(
+        recognizer, CLIP4STR, str(recognizer), pipeline_tasks=tasks["clip4str"]
+    )
+    detector_card = render_model_card(
+        detector, TCM, str(detector), pipeline_tasks=tasks["tcm"], ocr_recognizer=str(recognizer)
+    )
+    # The pipeline examples come first, the Auto* example last.
+    blocks = python_blocks(str(recognizer_card))[:-1] + python_blocks(str(detector_card))[:-1]
+    assert [block.count("pipeline(") for block in blocks] == [1, 1, 1]
+    script = (
+        f"import os\nos.chdir({str(tmp_path)!r})\n"
+        f"for block in {blocks!r}:\n"
+        "    print('== block')\n"
+        "    exec(block, {})\n"
+    )
+    reading, detection, scene = run_isolated(script).split("== block\n")[1:]
+    expected_text, expected_scores = expected_readings(clip4str_folder, tcm_folder, tmp_path)
+    assert ast.literal_eval(reading.strip())[0]["generated_text"] == expected_text
+    regions = ast.literal_eval(detection.strip())
+    assert sorted(round(region["score"], 2) for region in regions) == sorted(expected_scores)
+    assert {region["label"] for region in regions} == {"text"}
+    words = scene.strip().splitlines()
+    assert len(words) == len(expected_scores)
 
 
 def test_evaluation_of_another_model_type_is_refused(tmp_path):

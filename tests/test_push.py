@@ -22,29 +22,43 @@ from scenetext.training.cli import main
 from scenetext.training.evaluation.reports import DetectionReport, write_json
 from scenetext.training.metrics.detection import DetectionCounts
 
-CLIP4STR_FILES = [
-    "README.md",
-    "config.json",
-    "configuration_clip4str.py",
-    "image_processing_clip4str.py",
-    "model.safetensors",
-    "modeling_clip4str.py",
-    "processing_clip4str.py",
-    "processor_config.json",
-    "tokenization_clip4str.py",
-    "tokenizer_config.json",
-    "vocab.json",
-]
-TCM_FILES = [
-    "README.md",
-    "config.json",
-    "configuration_tcm.py",
-    "db_geometry_tcm.py",
-    "image_processing_tcm.py",
-    "model.safetensors",
-    "modeling_tcm.py",
-    "preprocessor_config.json",
-]
+try:
+    from scenetext.processors.ocr.custom_pipelines_ocr import add_pipelines
+except ImportError:  # an installation without the pipelines publishes models without them
+    add_pipelines = None
+
+# Files of a Hub folder without pipelines, and the pipeline code `scenetext push` adds.
+MODEL_FILES = {
+    "clip4str": [
+        "README.md",
+        "config.json",
+        "configuration_clip4str.py",
+        "image_processing_clip4str.py",
+        "model.safetensors",
+        "modeling_clip4str.py",
+        "processing_clip4str.py",
+        "processor_config.json",
+        "tokenization_clip4str.py",
+        "tokenizer_config.json",
+        "vocab.json",
+    ],
+    "tcm": [
+        "README.md",
+        "config.json",
+        "configuration_tcm.py",
+        "db_geometry_tcm.py",
+        "image_processing_tcm.py",
+        "model.safetensors",
+        "modeling_tcm.py",
+        "preprocessor_config.json",
+    ],
+}
+PIPELINE_FILES = {
+    "clip4str": ["pipeline_clip4str.py"],
+    "tcm": ["cropping_ocr.py", "pipeline_ocr.py", "pipeline_tcm.py", "reading_order_ocr.py"],
+}
+CLIP4STR_FILES = sorted(MODEL_FILES["clip4str"] + (PIPELINE_FILES["clip4str"] if add_pipelines else []))
+TCM_FILES = sorted(MODEL_FILES["tcm"] + (PIPELINE_FILES["tcm"] if add_pipelines else []))
 FAKE_TOKEN = "hf_scenetextTestTokenThatMustNeverAppear"
 
 
@@ -167,9 +181,13 @@ def test_cli_push_prints_the_commit_and_never_the_token(clip4str_folder, tmp_pat
 def test_dry_run_writes_a_folder_that_loads_in_a_clean_process(
     clip4str_folder, tcm_folder, tmp_path, monkeypatch
 ):
-    uploads = []
+    uploads, verified = [], []
     monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kwargs: uploads.append(kwargs))
     monkeypatch.setattr(HfApi, "create_repo", lambda self, *args, **kwargs: uploads.append(args))
+    real_verify = publish_module.verify_folder
+    monkeypatch.setattr(
+        publish_module, "verify_folder", lambda *args, **kwargs: verified.append(real_verify(*args, **kwargs))
+    )
 
     # The real verification: both folders load and run in an isolated process, or publish_folder raises.
     out = publish_folder(clip4str_folder, "someone/clip4str-tiny", dry_run_dir=tmp_path / "clip4str")
@@ -183,6 +201,25 @@ def test_dry_run_writes_a_folder_that_loads_in_a_clean_process(
         "AutoConfig": "configuration_clip4str.Clip4StrConfig",
         "AutoModel": "modeling_clip4str.Clip4StrForSceneTextRecognition",
     }
+    recognizer, detector = verified
+    assert (recognizer["model_class"], recognizer["processor_class"]) == (
+        "Clip4StrForSceneTextRecognition",
+        "Clip4StrProcessor",
+    )
+    assert (detector["model_class"], detector["processor_class"]) == (
+        "TcmForSceneTextDetection",
+        "TcmImageProcessor",
+    )
+    if add_pipelines is not None:
+        assert sorted(config["custom_pipelines"]) == ["image-to-text", "scene-text-recognition"]
+        reading = recognizer["pipelines"]["scene-text-recognition"][0]["generated_text"]
+        assert reading == recognizer["inference"]["generated_text"]
+        assert len(detector["pipelines"]["scene-text-detection"]) == detector["inference"]["num_regions"]
+        assert detector["pipelines"]["ocr"].startswith("skipped")
+        assert (
+            'pipeline("scene-text-recognition", model="someone/clip4str-tiny"'
+            in (tmp_path / "clip4str" / "README.md").read_text()
+        )
 
 
 def test_a_broken_dry_run_folder_is_reported_by_the_verification(clip4str_folder, tmp_path):
@@ -315,11 +352,15 @@ def test_transformers_push_to_hub_gives_the_same_loadable_folder(tmp_path, monke
         assemble_upload_folder(tmp_path / "saved", tmp_path / "published", "someone/clip4str-tiny")
     )
 
-    assert sorted(path.name for path in pushed.iterdir()) == CLIP4STR_FILES
+    # transformers writes what save_pretrained writes; scenetext push adds the pipelines on top.
+    assert sorted(path.name for path in pushed.iterdir()) == MODEL_FILES["clip4str"]
     assert check_model_folder(pushed).model_type == "clip4str"
-    for name in CLIP4STR_FILES:
-        if name != "README.md":
+    for name in MODEL_FILES["clip4str"]:
+        if name not in ("README.md", "config.json"):
             assert (pushed / name).read_bytes() == (Path(published) / name).read_bytes(), name
+    published_config = json.loads((Path(published) / "config.json").read_text())
+    published_config.pop("custom_pipelines", None)
+    assert json.loads((pushed / "config.json").read_text()) == published_config
 
     pixels = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32))
     with torch.no_grad():
@@ -350,3 +391,17 @@ def test_transformers_push_to_hub_gives_the_same_loadable_folder(tmp_path, monke
 
 def _no_card_yet(*args, **kwargs):
     raise EntryNotFoundError("README.md not found (new repository)")
+
+
+def test_ocr_recognizer_goes_onto_a_detector_card_only(tcm_folder, clip4str_folder, hub):
+    publish_folder(tcm_folder, "someone/tcm-tiny", ocr_recognizer="someone/clip4str-tiny")
+    if add_pipelines is not None:
+        assert 'pipeline("ocr", model="someone/tcm-tiny", recognizer="someone/clip4str-tiny"' in hub.card.text
+    calls = list(hub.calls)
+    with pytest.raises(
+        ValueError, match="ocr recognizer: only a detector folder is paired with a recognizer"
+    ):
+        publish_folder(clip4str_folder, "someone/clip4str-tiny", ocr_recognizer="someone/other")
+    with pytest.raises(ValueError, match="ocr recognizer 'a/b/c' is malformed"):
+        publish_folder(tcm_folder, "someone/tcm-tiny", ocr_recognizer="a/b/c")
+    assert hub.calls == calls

@@ -28,6 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--license", default="apache-2.0", help="Hub license id (default: apache-2.0)")
     parser.add_argument("--base-model", help="Hub id of the model this one was fine-tuned from")
     parser.add_argument("--dataset", action="append", dest="datasets", help="Hub id of a training dataset")
+    parser.add_argument(
+        "--ocr-recognizer",
+        help="detectors: Hub id of a recognizer the card's scene-reading (ocr) example uses",
+    )
     parser.add_argument("--private", action="store_true", help="create the repository private")
     parser.add_argument("--revision", help="branch to commit to (created if missing)")
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
@@ -49,6 +53,7 @@ def _run(args: argparse.Namespace) -> int:
             license=args.license,
             base_model=args.base_model,
             datasets=args.datasets,
+            ocr_recognizer=args.ocr_recognizer,
         )
     except (FileNotFoundError, ValueError, TypeError, VerificationError, HfHubHTTPError) as error:
         print(f"scenetext push: {error}", file=sys.stderr)
