@@ -1,0 +1,132 @@
+"""Word crops for the recognizer: detected regions of a scene rectified into upright, straight strips.
+
+Quadrilaterals are rectified by a perspective warp; curved polygons are straightened by sampling their top and
+bottom edges at matching positions and remapping the band between them; crops taller than wide (vertical text)
+are turned a quarter turn anticlockwise so the recognizer reads them left to right.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    import cv2
+except ImportError:
+    cv2 = None
+
+# A crop this much taller than wide holds vertical text (a word turned by 90 degrees); single tall glyphs
+# such as "I" or "1" in a square-ish box stay as they are.
+VERTICAL_ASPECT_RATIO = 1.5
+
+
+def _require_cv2() -> None:
+    if cv2 is None:
+        raise ImportError("cropping text regions needs OpenCV: pip install opencv-python-headless")
+
+
+def order_quad(points: np.ndarray) -> np.ndarray:
+    """The 4 corners of a quadrilateral as top-left, top-right, bottom-right, bottom-left (image axes, y down).
+
+    Corners are sorted clockwise around their centre, then rolled so the corner with the smallest x + y comes
+    first; a word rotated by up to 45 degrees keeps its reading direction along the first edge.
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if points.shape != (4, 2):
+        raise ValueError(f"a quadrilateral needs 4 (x, y) points, got shape {points.shape}")
+    centre = points.mean(axis=0)
+    angles = np.arctan2(points[:, 1] - centre[1], points[:, 0] - centre[0])
+    clockwise = points[np.argsort(angles)]  # y grows downwards, so increasing angle runs clockwise
+    return np.roll(clockwise, -int(np.argmin(clockwise.sum(axis=1))), axis=0)
+
+
+def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """Perspective-rectify the quadrilateral `quad` (any corner order) of `image` (H, W[, C])."""
+    _require_cv2()
+    corners = order_quad(quad)
+    top_left, top_right, bottom_right, bottom_left = corners
+    width = max(np.linalg.norm(top_right - top_left), np.linalg.norm(bottom_right - bottom_left))
+    height = max(np.linalg.norm(bottom_left - top_left), np.linalg.norm(bottom_right - top_right))
+    width, height = max(1, round(width)), max(1, round(height))
+    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+    matrix = cv2.getPerspectiveTransform(corners.astype(np.float32), target)
+    return cv2.warpPerspective(
+        image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+def _resample(chain: np.ndarray, count: int) -> np.ndarray:
+    """`count` points evenly spaced by arc length along the polyline `chain`."""
+    steps = np.linalg.norm(np.diff(chain, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(steps)])
+    if arc[-1] == 0:
+        return np.repeat(chain[:1], count, axis=0)
+    positions = np.linspace(0, arc[-1], count)
+    return np.stack([np.interp(positions, arc, chain[:, 0]), np.interp(positions, arc, chain[:, 1])], axis=1)
+
+
+def polygon_edges(polygon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split a text polygon into its top and bottom edges, both running in reading direction.
+
+    The ends of the text are the two vertices furthest apart along the polygon's main axis (the long side of
+    its minimum-area rectangle); the two vertex chains between them are the edges, the one lying on the
+    upper side of the axis being the top.
+    """
+    _require_cv2()
+    points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    (_, _), (side_a, side_b), angle = cv2.minAreaRect(points.astype(np.float32))
+    theta = np.deg2rad(angle if side_a >= side_b else angle + 90)
+    axis = np.array([np.cos(theta), np.sin(theta)])
+    if axis[0] < 0 or (axis[0] == 0 and axis[1] < 0):
+        axis = -axis  # reading direction points right (or down for exactly vertical text)
+    along = points @ axis
+    start, end = int(np.argmin(along)), int(np.argmax(along))
+    count = len(points)
+    forward = points[[(start + step) % count for step in range((end - start) % count + 1)]]
+    backward = points[[(start - step) % count for step in range((start - end) % count + 1)]]
+    normal = np.array([-axis[1], axis[0]])  # points "down" relative to the reading direction
+    if (forward @ normal).mean() <= (backward @ normal).mean():
+        return forward, backward
+    return backward, forward
+
+
+def crop_polygon(image: np.ndarray, polygon: np.ndarray, samples: int = 32) -> np.ndarray:
+    """Straighten a (possibly curved) text polygon of `image` into a rectangular strip.
+
+    Both edges are resampled at `samples` matching positions; each output column is the segment from a top
+    point to its bottom partner, so the strip's height is the mean distance between the edges and its width
+    the mean length of the two edges.
+    """
+    _require_cv2()
+    top, bottom = polygon_edges(polygon)
+    top, bottom = _resample(top, samples), _resample(bottom, samples)
+    length = (
+        np.linalg.norm(np.diff(top, axis=0), axis=1).sum()
+        + np.linalg.norm(np.diff(bottom, axis=0), axis=1).sum()
+    ) / 2
+    thickness = np.linalg.norm(bottom - top, axis=1).mean()
+    width, height = max(1, round(length)), max(1, round(thickness))
+    columns = np.linspace(0, samples - 1, width)
+    column_top = np.stack([np.interp(columns, np.arange(samples), top[:, i]) for i in range(2)], axis=1)
+    column_bottom = np.stack([np.interp(columns, np.arange(samples), bottom[:, i]) for i in range(2)], axis=1)
+    # pixel centres: row r samples the point (r + 0.5) / height of the way from top to bottom
+    fraction = ((np.arange(height) + 0.5) / height)[:, None, None]
+    grid = column_top[None] + fraction * (column_bottom - column_top)[None]
+    return cv2.remap(
+        image,
+        grid[..., 0].astype(np.float32),
+        grid[..., 1].astype(np.float32),
+        interpolation=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+
+
+def rectify_region(image: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """The upright crop of one detected region: perspective warp for 4 points, edge sampling for more; a
+    crop over `VERTICAL_ASPECT_RATIO` times taller than wide is turned a quarter turn anticlockwise."""
+    points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    if len(points) < 4:
+        raise ValueError(f"a text region needs at least 4 points, got {len(points)}")
+    crop = crop_quad(image, points) if len(points) == 4 else crop_polygon(image, points)
+    if crop.shape[0] > VERTICAL_ASPECT_RATIO * crop.shape[1]:
+        crop = np.ascontiguousarray(np.rot90(crop, k=1))
+    return crop
