@@ -7,6 +7,7 @@ printed, or written into the folder.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -33,10 +34,19 @@ except ImportError:  # an installation without the pipelines publishes models wi
 UPLOADED_SUFFIXES = (".json", ".py", ".safetensors", ".txt")
 
 
-def load_training_config(training_config: str | Path | Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """A training configuration given as a mapping or a YAML/JSON file, as a dict."""
-    if training_config is None or isinstance(training_config, Mapping):
-        return None if training_config is None else dict(training_config)
+def load_training_config(training_config: object) -> dict[str, Any] | None:
+    """A training configuration given as a mapping, a dataclass (the training CLI's config) or a YAML/JSON
+    file, as a dict."""
+    if training_config is None:
+        return None
+    if isinstance(training_config, Mapping):
+        return _plain(dict(training_config))
+    if dataclasses.is_dataclass(training_config) and not isinstance(training_config, type):
+        return _plain(dataclasses.asdict(training_config))
+    if not isinstance(training_config, str | Path):
+        raise TypeError(
+            f"training_config must be a mapping, a dataclass or a YAML path, got {type(training_config).__name__}"
+        )
     path = Path(training_config)
     if not path.is_file():
         raise FileNotFoundError(f"training config {path} does not exist")
@@ -49,13 +59,18 @@ def load_training_config(training_config: str | Path | Mapping[str, Any] | None)
     return loaded
 
 
+def _plain(recipe: dict[str, Any]) -> dict[str, Any]:
+    """Only YAML's own types (paths and other objects as their text), so the card can print it."""
+    return json.loads(json.dumps(recipe, default=str))
+
+
 def assemble_upload_folder(
     folder: str | Path,
     destination: str | Path,
     repo_id: str,
     *,
     eval_json: str | Path | None = None,
-    training_config: str | Path | Mapping[str, Any] | None = None,
+    training_config: object = None,
     license: str = DEFAULT_LICENSE,
     base_model: str | Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
@@ -138,7 +153,7 @@ def publish_folder(
     create_pr: bool = False,
     dry_run_dir: str | Path | None = None,
     *,
-    training_config: str | Path | Mapping[str, Any] | None = None,
+    training_config: object = None,
     license: str = DEFAULT_LICENSE,
     base_model: str | Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
@@ -160,7 +175,8 @@ def publish_folder(
             branch the pull request targets.
         create_pr: open a pull request instead of committing directly.
         dry_run_dir: write and verify the folder there, upload nothing.
-        training_config: the run's configuration (mapping or YAML file), shown as the training recipe.
+        training_config: the run's configuration (mapping, dataclass or YAML file), shown as the training
+            recipe.
         license, base_model, datasets: card metadata.
         ocr_recognizer: for a detector, the recognizer (Hub id) its card's scene-reading snippet pairs it
             with (the `ocr` pipeline is then shown; it is not run by the verification, which has no

@@ -2,6 +2,7 @@
 evaluation JSON or metadata is refused with the wrong part named."""
 
 import ast
+import dataclasses
 import json
 import re
 import shutil
@@ -14,6 +15,7 @@ import torch
 from huggingface_hub import ModelCard
 
 from scenetext.hub_cards import MODEL_KINDS, load_evaluation_report, render_model_card, validate_card_metadata
+from scenetext.hub_cards.publish import load_training_config
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
 from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
 from scenetext.processors.clip4str import Clip4StrImageProcessor, Clip4StrProcessor, Clip4StrTokenizer
@@ -280,3 +282,25 @@ def test_valid_cards_pass_validation(clip4str_folder, tcm_folder, tmp_path):
     report = load_evaluation_report(recognition_json(tmp_path / "eval.json"), CLIP4STR)
     validate_card_metadata(render_model_card(clip4str_folder, CLIP4STR, "a/b", eval_report=report), CLIP4STR)
     validate_card_metadata(render_model_card(tcm_folder, TCM, "a/b", base_model="openai/clip-rn50"), TCM)
+
+
+def test_training_config_is_read_from_yaml_a_mapping_or_a_dataclass(tmp_path):
+    @dataclasses.dataclass
+    class Recipe:
+        task: str = "recognizer"
+        max_steps: int = 20
+        output_dir: Path = Path("outputs/run")
+
+    (tmp_path / "run.yaml").write_text("task: recognizer\nmax_steps: 20\noutput_dir: outputs/run\n")
+    expected = {"task": "recognizer", "max_steps": 20, "output_dir": "outputs/run"}
+    assert load_training_config(tmp_path / "run.yaml") == load_training_config(Recipe()) == expected
+    assert load_training_config(expected) == expected and load_training_config(None) is None
+    with pytest.raises(FileNotFoundError, match=r"training config .*nothing\.yaml does not exist"):
+        load_training_config(tmp_path / "nothing.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ValueError, match=r"list\.yaml: expected a mapping, got list"):
+        load_training_config(tmp_path / "list.yaml")
+    with pytest.raises(
+        TypeError, match="training_config must be a mapping, a dataclass or a YAML path, got int"
+    ):
+        load_training_config(3)
