@@ -67,26 +67,45 @@ def _resample(chain: np.ndarray, count: int) -> np.ndarray:
 def polygon_edges(polygon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split a text polygon into its top and bottom edges, both running in reading direction.
 
-    The ends of the text are the two vertices furthest apart along the polygon's main axis (the long side of
-    its minimum-area rectangle); the two vertex chains between them are the edges, the one lying on the
-    upper side of the axis being the top.
+    The word's 4 corners are the 4 vertices where the outline turns most sharply (along a word's long sides
+    it bends gently, at its ends it turns by about 90 degrees twice). Of the 4 outline pieces between them,
+    the shorter opposite pair are the ends and the other two the edges. The reading direction is made to
+    point right (down for vertical text), and the top edge is the one on the left of it.
     """
-    _require_cv2()
     points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
-    (_, _), (side_a, side_b), angle = cv2.minAreaRect(points.astype(np.float32))
-    theta = np.deg2rad(angle if side_a >= side_b else angle + 90)
-    axis = np.array([np.cos(theta), np.sin(theta)])
-    if axis[0] < 0 or (axis[0] == 0 and axis[1] < 0):
-        axis = -axis  # reading direction points right (or down for exactly vertical text)
-    along = points @ axis
-    start, end = int(np.argmin(along)), int(np.argmax(along))
     count = len(points)
-    forward = points[[(start + step) % count for step in range((end - start) % count + 1)]]
-    backward = points[[(start - step) % count for step in range((start - end) % count + 1)]]
-    normal = np.array([-axis[1], axis[0]])  # points "down" relative to the reading direction
-    if (forward @ normal).mean() <= (backward @ normal).mean():
-        return forward, backward
-    return backward, forward
+    incoming = points - np.roll(points, 1, axis=0)
+    outgoing = np.roll(points, -1, axis=0) - points
+    turning = np.abs(
+        np.arctan2(
+            incoming[:, 0] * outgoing[:, 1] - incoming[:, 1] * outgoing[:, 0],
+            (incoming * outgoing).sum(axis=1),
+        )
+    )
+    corners = np.sort(np.argsort(-turning, kind="stable")[:4])
+
+    def piece(first: int, last: int) -> np.ndarray:
+        return points[[(first + step) % count for step in range((last - first) % count + 1)]]
+
+    pieces = [piece(corners[k], corners[(k + 1) % 4]) for k in range(4)]
+    lengths = [np.linalg.norm(np.diff(part, axis=0), axis=1).sum() for part in pieces]
+    # the edges are the longer opposite pair; the other edge is walked backwards so both start at one end
+    first, second = (
+        (pieces[1], pieces[3])
+        if lengths[0] + lengths[2] <= lengths[1] + lengths[3]
+        else (
+            pieces[0],
+            pieces[2],
+        )
+    )
+    second = second[::-1]
+    direction = (first[-1] - first[0]) + (second[-1] - second[0])
+    if direction[0] < 0 or (direction[0] == 0 and direction[1] < 0):
+        first, second, direction = first[::-1], second[::-1], -direction
+    downwards = np.array([-direction[1], direction[0]])  # the reading direction turned a quarter clockwise
+    if (first @ downwards).mean() <= (second @ downwards).mean():
+        return first, second
+    return second, first
 
 
 def crop_polygon(image: np.ndarray, polygon: np.ndarray, samples: int = 32) -> np.ndarray:
@@ -97,7 +116,10 @@ def crop_polygon(image: np.ndarray, polygon: np.ndarray, samples: int = 32) -> n
     the mean length of the two edges.
     """
     _require_cv2()
-    top, bottom = polygon_edges(polygon)
+    points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    if len(points) < 4:
+        raise ValueError(f"a text polygon needs at least 4 points, got {len(points)}")
+    top, bottom = polygon_edges(points)
     top, bottom = _resample(top, samples), _resample(bottom, samples)
     length = (
         np.linalg.norm(np.diff(top, axis=0), axis=1).sum()
