@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "scenetext.training.train_cli",
     "scenetext.training.evaluation.cli",
     "scenetext.training.push_cli",
+    "scenetext.training.ocr_cli",
 )
 
 # `scenetext convert MODEL SRC DST`: one converter per model, next to the model it feeds.
