@@ -376,3 +376,27 @@ def test_conversion_refuses_bad_checkpoints(tmp_path, official):
         infer_config(state_dict)
     with pytest.raises(ValueError, match="unexpected key"):
         convert_state_dict({**state_dict, "clip_model.something_new": torch.zeros(1)})
+
+
+def test_cached_and_fixed_step_decoding_match_the_official_order(official):
+    model, io, _ = official
+    with torch.no_grad():
+        memory = model.encode_image(io["pixel_values"])
+        reference = model.decode(memory, use_cache=False)
+        for logits in (model.decode(memory), model.decode(memory, fixed_steps=True)):
+            for actual, expected in zip(logits, reference, strict=True):
+                torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+                assert torch.equal(actual.argmax(-1), expected.argmax(-1))
+    torch.testing.assert_close(reference[0], io["logits"], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+def test_cached_decoding_matches_prefix_recomputation_with_deeper_decoders(num_layers):
+    # With more than one layer the content stream is updated too; its cache must still give the same answer.
+    model = tiny_model(decoder_num_layers=num_layers, refine_iters=2).eval()
+    memory = model.encode_image(torch.randn(3, 3, 32, 32))
+    with torch.no_grad():
+        reference = model.decode(memory, use_cache=False, fixed_steps=True)
+        cached = model.decode(memory, fixed_steps=True)
+    for actual, expected in zip(cached, reference, strict=True):
+        torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)

@@ -17,7 +17,10 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 # `scenetext convert MODEL SRC DST`: one converter per model, next to the model it feeds.
-CONVERTER_MODULES: tuple[str, ...] = ("scenetext.modeling.clip4str.convert_clip4str",)
+CONVERTER_MODULES: tuple[str, ...] = (
+    "scenetext.modeling.clip4str.convert_clip4str",
+    "scenetext.modeling.tcm.convert_tcm",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

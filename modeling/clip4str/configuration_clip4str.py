@@ -71,6 +71,8 @@ class Clip4StrConfig(PreTrainedConfig):
             when it has no capitals, other characters removed) before the CLIP text encoder reads it.
         max_label_length (`int`): longest label; decoding runs `max_label_length + 1` steps (the last one for [E]).
         decode_ar (`bool`): autoregressive decoding at inference (else one parallel pass).
+        decode_fixed_steps (`bool`): always run every decoding step (no early stop once all samples emitted
+            [E]): static shapes for torch.compile / CUDA graphs / export, same outputs.
         refine_iters (`int`): cloze refinement passes after decoding.
         perm_num, perm_forward, perm_mirrored: permuted sequence modeling in training (PARSeq).
         text_context_length (`int`): CLIP BPE positions given to the text encoder (official 16).
@@ -95,6 +97,7 @@ class Clip4StrConfig(PreTrainedConfig):
     caption_charset: str = CHARSET_36
     max_label_length: int = 25
     decode_ar: bool = True
+    decode_fixed_steps: bool = False
     refine_iters: int = 1
     perm_num: int = 6
     perm_forward: bool = True

@@ -70,18 +70,30 @@ class Clip4StrAttention(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(
-        self, query: torch.Tensor, key_value: torch.Tensor, attn_mask: torch.Tensor | None = None
+    def project_key_value(self, key_value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values `(batch, heads, length, head_dim)`; computed once when they are reused (the memory
+        during a decoding stage, the cached context during autoregressive steps)."""
+        return self._split_heads(self.k_proj(key_value)), self._split_heads(self.v_proj(key_value))
+
+    def attend(
+        self,
+        query: torch.Tensor,
+        key_value: tuple[torch.Tensor, torch.Tensor],
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         q = self._split_heads(self.q_proj(query))
-        k = self._split_heads(self.k_proj(key_value))
-        v = self._split_heads(self.v_proj(key_value))
+        k, v = key_value
         if attn_mask is not None:
             attn_mask = attn_mask.to(q.dtype)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
         return self.out_proj(out.transpose(1, 2).flatten(2))
+
+    def forward(
+        self, query: torch.Tensor, key_value: torch.Tensor, attn_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.attend(query, self.project_key_value(key_value), attn_mask)
 
 
 class Clip4StrDecoderLayer(nn.Module):
@@ -109,12 +121,12 @@ class Clip4StrDecoderLayer(nn.Module):
         self,
         target: torch.Tensor,
         target_norm: torch.Tensor,
-        context_norm: torch.Tensor,
-        memory: torch.Tensor,
+        context_key_value: tuple[torch.Tensor, torch.Tensor],
+        memory_key_value: tuple[torch.Tensor, torch.Tensor],
         attn_mask: torch.Tensor | None,
     ) -> torch.Tensor:
-        target = target + self.dropout1(self.self_attn(target_norm, context_norm, attn_mask))
-        target = target + self.dropout2(self.cross_attn(self.norm1(target), memory))
+        target = target + self.dropout1(self.self_attn.attend(target_norm, context_key_value, attn_mask))
+        target = target + self.dropout2(self.cross_attn.attend(self.norm1(target), memory_key_value))
         feed_forward = self.linear2(self.dropout(self.activation(self.linear1(self.norm2(target)))))
         return target + self.dropout3(feed_forward)
 
@@ -122,16 +134,21 @@ class Clip4StrDecoderLayer(nn.Module):
         self,
         query: torch.Tensor,
         content: torch.Tensor,
-        memory: torch.Tensor,
+        memory_key_value: tuple[torch.Tensor, torch.Tensor],
         query_mask: torch.Tensor | None,
         content_mask: torch.Tensor | None,
         update_content: bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        query_norm = self.norm_q(query)
         content_norm = self.norm_c(content)
-        query = self.forward_stream(query, query_norm, content_norm, memory, query_mask)
+        # Both streams read the same context keys/values: project them once.
+        context_key_value = self.self_attn.project_key_value(content_norm)
+        query = self.forward_stream(
+            query, self.norm_q(query), context_key_value, memory_key_value, query_mask
+        )
         if update_content:
-            content = self.forward_stream(content, content_norm, content_norm, memory, content_mask)
+            content = self.forward_stream(
+                content, content_norm, context_key_value, memory_key_value, content_mask
+            )
         return query, content
 
 
@@ -163,31 +180,95 @@ class Clip4StrDecoder(nn.Module):
         )
         return self.dropout(torch.cat([null_context, characters], dim=1))
 
+    def project_memory(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Cross-attention keys/values of every layer; the memory is fixed during a decoding stage."""
+        return [layer.cross_attn.project_key_value(memory) for layer in self.layers]
+
     def forward(
         self,
         context_ids: torch.Tensor,
-        memory: torch.Tensor,
+        memory: torch.Tensor | list[tuple[torch.Tensor, torch.Tensor]],
         queries: torch.Tensor | None = None,
         query_mask: torch.Tensor | None = None,
         content_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return `(logits, hidden_states)` of the query stream.
 
+        `memory` is the memory `(batch, tokens, width)` or its projection from `project_memory`.
         `query_mask` / `content_mask` are additive float masks of shape `(queries, keys)` or
         `(batch, 1, queries, keys)` (padding of the context already folded in).
         """
         batch, length = context_ids.shape
+        memory_key_values = memory if isinstance(memory, list) else self.project_memory(memory)
         content = self.embed_context(context_ids)
         if queries is None:
             queries = self.pos_queries[:, :length].expand(batch, -1, -1)
         query = self.dropout(queries)
-        for index, layer in enumerate(self.layers):
+        for index, (layer, memory_key_value) in enumerate(zip(self.layers, memory_key_values, strict=True)):
             is_last = index == len(self.layers) - 1
             query, content = layer(
-                query, content, memory, query_mask, content_mask, update_content=not is_last
+                query, content, memory_key_value, query_mask, content_mask, update_content=not is_last
             )
         hidden_states = self.norm(query)
         return self.head(hidden_states), hidden_states
+
+    def step(
+        self,
+        token_ids: torch.Tensor,
+        position: int,
+        memory_key_values: list[tuple[torch.Tensor, torch.Tensor]],
+        cache: Clip4StrDecoderCache,
+        key_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One autoregressive step with cached context keys/values; returns the logits `(batch, 1, classes)`
+        of position `position`, given the context token read at that position (`token_ids`, `(batch, 1)`).
+
+        Equivalent to `forward` on the whole prefix with a causal content mask: a context position only ever
+        attends to itself and earlier ones, so its keys/values never change once computed. `key_mask` (an
+        additive `(1, 1, 1, cache_length)` mask) is for fixed-length caches that hold future slots.
+        """
+        if position == 0:
+            content = self.embed_scale * self.text_embed(token_ids)
+        else:
+            content = self.pos_queries[:, position - 1 : position] + self.embed_scale * self.text_embed(
+                token_ids
+            )
+        content = self.dropout(content)
+        query = self.dropout(self.pos_queries[:, position : position + 1].expand(token_ids.shape[0], -1, -1))
+        for index, (layer, memory_key_value) in enumerate(zip(self.layers, memory_key_values, strict=True)):
+            content_norm = layer.norm_c(content)
+            context_key_value = cache.append(index, position, layer.self_attn.project_key_value(content_norm))
+            query = layer.forward_stream(
+                query, layer.norm_q(query), context_key_value, memory_key_value, key_mask
+            )
+            if index < len(self.layers) - 1:
+                content = layer.forward_stream(
+                    content, content_norm, context_key_value, memory_key_value, key_mask
+                )
+        return self.head(self.norm(query))
+
+
+class Clip4StrDecoderCache:
+    """Context keys/values of every decoder layer for autoregressive decoding, preallocated to `length`."""
+
+    def __init__(
+        self, decoder: Clip4StrDecoder, batch: int, length: int, reference: torch.Tensor, full: bool
+    ):
+        attention = decoder.layers[0].self_attn
+        shape = (batch, attention.num_heads, length, attention.head_dim)
+        self.keys = [reference.new_zeros(shape) for _ in decoder.layers]
+        self.values = [reference.new_zeros(shape) for _ in decoder.layers]
+        # `full`: attend over the whole buffer (static shapes, future slots masked) instead of the filled prefix.
+        self.full = full
+
+    def append(
+        self, layer: int, position: int, key_value: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        keys, values = self.keys[layer], self.values[layer]
+        keys[:, :, position : position + 1] = key_value[0]
+        values[:, :, position : position + 1] = key_value[1]
+        end = keys.shape[2] if self.full else position + 1
+        return keys[:, :, :end], values[:, :, :end]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -392,7 +473,7 @@ class Clip4StrCaptionTokenizer(nn.Module):
         return starts & valid
 
     def _apply_merges(
-        self, tokens: torch.Tensor, word_ids: torch.Tensor, alive: torch.Tensor
+        self, tokens: torch.Tensor, word_ids: torch.Tensor, alive: torch.Tensor, early_exit: bool = True
     ) -> torch.Tensor:
         """Byte-level BPE of every word at once; each round merges, per word, every non-overlapping occurrence
         (left to right) of its lowest-ranked pair, as CLIP's `bpe()` does."""
@@ -419,7 +500,7 @@ class Clip4StrCaptionTokenizer(nn.Module):
             positions = torch.arange(length - 1, device=tokens.device).expand(batch, -1)
             start_index = torch.where(run_start, positions, 0).cummax(dim=1).values
             chosen = chosen & ((positions - start_index) % 2 == 0)
-            if not bool(chosen.any()):
+            if early_exit and not bool(chosen.any()):
                 break
             merged = F.pad(chosen, (0, 1), value=False)
             absorbed = F.pad(chosen, (1, 0), value=False)
@@ -428,8 +509,9 @@ class Clip4StrCaptionTokenizer(nn.Module):
         order = torch.sort((~alive).to(torch.uint8), dim=1, stable=True).indices
         return torch.where(alive.gather(1, order), tokens.gather(1, order), -1)
 
-    def forward(self, pred_ids: torch.Tensor) -> torch.Tensor:
-        """`(batch, steps)` decoder ids -> `(batch, context_length)` CLIP text ids."""
+    def forward(self, pred_ids: torch.Tensor, early_exit: bool = True) -> torch.Tensor:
+        """`(batch, steps)` decoder ids -> `(batch, context_length)` CLIP text ids. `early_exit=False` runs
+        every merge round (no host synchronisation: static for compilation)."""
         if not self.has_merges:
             raise RuntimeError(
                 "The CLIP BPE merges of the cross-modal branch are not loaded: load a CLIP4STR checkpoint, build "
@@ -442,7 +524,7 @@ class Clip4StrCaptionTokenizer(nn.Module):
         word_ids = torch.where(valid, starts.cumsum(dim=1) - 1, -1)
         word_ends = valid & F.pad(starts[:, 1:] | ~valid[:, 1:], (0, 1), value=True)
         tokens = torch.where(word_ends, tokens + _CLIP_NUM_BYTE_TOKENS, tokens)
-        pieces = self._apply_merges(torch.where(valid, tokens, -1), word_ids, valid)
+        pieces = self._apply_merges(torch.where(valid, tokens, -1), word_ids, valid, early_exit)
 
         body = self.context_length - 2
         pieces = F.pad(pieces, (0, max(0, body - pieces.shape[1])), value=-1)[:, :body]
@@ -595,10 +677,12 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         hidden_states = self.vision_model(pixel_values=pixel_values).last_hidden_state
         return self.visual_projection(self.vision_model.post_layernorm(hidden_states))
 
-    def build_cross_memory(self, visual_logits: torch.Tensor, image_memory: torch.Tensor) -> torch.Tensor:
+    def build_cross_memory(
+        self, visual_logits: torch.Tensor, image_memory: torch.Tensor, early_exit: bool = True
+    ) -> torch.Tensor:
         """Image memory followed by the projected CLIP text tokens of the visual prediction (all positions,
         padding included: the official cross-attention has no padding mask)."""
-        caption_ids = self.caption_tokenizer(visual_logits.detach().argmax(dim=-1))
+        caption_ids = self.caption_tokenizer(visual_logits.detach().argmax(dim=-1), early_exit=early_exit)
         text_features = self.text_projection(self.text_model(input_ids=caption_ids).last_hidden_state)
         if self.config.image_detach:
             image_memory = image_memory.detach()
@@ -677,13 +761,15 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         loss = image_memory.new_zeros(())
         total_weight = image_memory.new_zeros(())
         num_targets = (targets != config.pad_id).sum()
+        # The image memory is the same for every permutation: project its keys/values once.
+        visual_memory = self.visual_decoder.project_memory(image_memory)
         outputs = None
         for index, permutation in enumerate(permutations):
             content_mask, query_mask = permutation_attention_masks(permutation)
             content_mask = _additive_mask(content_mask, padding)
             query_mask = _additive_mask(query_mask, padding)
             visual_logits, _ = self.visual_decoder(
-                context, image_memory, query_mask=query_mask, content_mask=content_mask
+                context, visual_memory, query_mask=query_mask, content_mask=content_mask
             )
             cross_memory = self.build_cross_memory(visual_logits, image_memory)
             cross_logits, _ = self.cross_decoder(
@@ -706,15 +792,66 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
 
     # -- inference -----------------------------------------------------------------------------------------
 
-    def decode(self, image_memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _autoregressive(
+        self,
+        decoder: Clip4StrDecoder,
+        memory: torch.Tensor,
+        context: torch.Tensor,
+        num_steps: int,
+        stop_at_eos: bool,
+        use_cache: bool,
+    ) -> torch.Tensor:
+        """Greedy decoding of `num_steps` positions, one query per step; writes each prediction into `context`
+        (which starts with [B]) and returns the logits of the steps run.
+
+        `use_cache=False` is the official order of work, kept as the reference: the whole prefix goes through
+        the decoder again and the memory is re-projected at every step. With the cache, the memory's
+        keys/values are projected once and every step only embeds its new context token.
+        """
+        eos_id = self.config.eos_id
+        causal = torch.triu(torch.full((num_steps, num_steps), float("-inf"), device=context.device), 1)
+        if use_cache:
+            memory_key_values = decoder.project_memory(memory)
+            # Without early stop the loop is static: attend over the whole preallocated cache, future masked.
+            cache = Clip4StrDecoderCache(
+                decoder, context.shape[0], num_steps, memory_key_values[0][0], full=not stop_at_eos
+            )
+        steps = []
+        for step in range(num_steps):
+            if use_cache:
+                key_mask = None if stop_at_eos else causal[step][None, None, None, :]
+                logits = decoder.step(context[:, step : step + 1], step, memory_key_values, cache, key_mask)
+            else:
+                queries = decoder.pos_queries[:, step : step + 1].expand(context.shape[0], -1, -1)
+                logits, _ = decoder(
+                    context[:, : step + 1],
+                    memory,
+                    queries=queries,
+                    content_mask=causal[: step + 1, : step + 1],
+                )
+            steps.append(logits)
+            if step + 1 < num_steps:
+                context[:, step + 1] = logits[:, 0].argmax(-1)
+                if stop_at_eos and bool((context == eos_id).any(dim=-1).all()):
+                    break
+        return torch.cat(steps, dim=1)
+
+    def decode(
+        self, image_memory: torch.Tensor, use_cache: bool = True, fixed_steps: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The official eval-mode decoding; returns `(cross_logits, visual_logits)`.
 
         1. visual decoder, autoregressive, stopping once every sample has produced [E];
         2. cross-modal decoder over the same number of steps, its memory built once from step 1;
         3. `refine_iters` cloze refinements of both decoders, the cross memory recomputed from the refined
            visual prediction.
+
+        `use_cache=False` runs the official order of work (see `_autoregressive`), for reference. `fixed_steps`
+        (default `config.decode_fixed_steps`) never stops early, so every shape is static (torch.compile, CUDA
+        graphs, export); positions after [E] are padding for the refinement, so the outputs are the same.
         """
         config = self.config
+        fixed_steps = config.decode_fixed_steps if fixed_steps is None else fixed_steps
         batch = image_memory.shape[0]
         device = image_memory.device
         num_steps = config.max_label_length + 1
@@ -726,44 +863,29 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         if config.decode_ar:
             context = torch.full((batch, num_steps), config.pad_id, dtype=torch.long, device=device)
             context[:, 0] = config.bos_id
-            visual_steps = []
-            for step in range(num_steps):
-                logits, _ = self.visual_decoder(
-                    context[:, : step + 1],
-                    image_memory,
-                    queries=visual_queries[:, step : step + 1],
-                    content_mask=causal[: step + 1, : step + 1],
-                )
-                visual_steps.append(logits)
-                if step + 1 < num_steps:
-                    context[:, step + 1] = logits[:, 0].argmax(-1)
-                    if bool((context == config.eos_id).any(dim=-1).all()):
-                        break
-            visual_logits = torch.cat(visual_steps, dim=1)
-
-            num_cross_steps = visual_logits.shape[1]
-            cross_memory = self.build_cross_memory(visual_logits, image_memory)
-            cross_steps = []
-            for step in range(num_cross_steps):
-                logits, _ = self.cross_decoder(
-                    context[:, : step + 1],
-                    cross_memory,
-                    queries=cross_queries[:, step : step + 1],
-                    content_mask=causal[: step + 1, : step + 1],
-                )
-                cross_steps.append(logits)
-                if step + 1 < num_cross_steps:
-                    context[:, step + 1] = logits[:, 0].argmax(-1)
-            cross_logits = torch.cat(cross_steps, dim=1)
+            visual_logits = self._autoregressive(
+                self.visual_decoder, image_memory, context, num_steps, not fixed_steps, use_cache
+            )
+            # The cross-modal decoder overwrites the same context with its own predictions, as officially.
+            cross_memory = self.build_cross_memory(visual_logits, image_memory, early_exit=not fixed_steps)
+            cross_logits = self._autoregressive(
+                self.cross_decoder, cross_memory, context, visual_logits.shape[1], False, use_cache
+            )
+            if fixed_steps:
+                # The official loop would have stopped after the step at which every sample had emitted [E];
+                # the cross-modal context beyond that step must stay out of the first refinement.
+                is_eos = visual_logits.argmax(-1) == config.eos_id
+                stopped_at = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1) + 1, num_steps).max()
+                beyond_stop = torch.arange(num_steps, device=device)[None, :] >= stopped_at
         else:
             visual_logits, _ = self.visual_decoder(bos, image_memory, queries=visual_queries)
-            cross_memory = self.build_cross_memory(visual_logits, image_memory)
+            cross_memory = self.build_cross_memory(visual_logits, image_memory, early_exit=not fixed_steps)
             cross_logits, _ = self.cross_decoder(bos, cross_memory, queries=cross_queries)
 
         # Cloze mask: each position sees the whole context except the character it is asked to predict. The
         # official code edits the shared query/content mask in place, so the content stream gets it too.
         cloze = causal.masked_fill(torch.ones_like(causal, dtype=torch.bool).triu(2), 0.0)
-        for _ in range(config.refine_iters):
+        for iteration in range(config.refine_iters):
             context = torch.cat([bos, visual_logits[:, :-1].argmax(-1)], dim=1)
             padding = (context == config.eos_id).cumsum(-1) > 0
             length = context.shape[1]
@@ -776,8 +898,10 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
             )
             context = torch.cat([bos, cross_logits[:, :-1].argmax(-1)], dim=1)
             padding = (context == config.eos_id).cumsum(-1) > 0
+            if fixed_steps and config.decode_ar and iteration == 0:
+                padding = padding | beyond_stop
             length = context.shape[1]
-            cross_memory = self.build_cross_memory(visual_logits, image_memory)
+            cross_memory = self.build_cross_memory(visual_logits, image_memory, early_exit=not fixed_steps)
             cross_logits, _ = self.cross_decoder(
                 context,
                 cross_memory,
