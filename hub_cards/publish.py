@@ -186,32 +186,21 @@ def publish_folder(
         The commit URL (the pull request URL with `create_pr`), or the dry-run folder.
     """
     check_repo_id(repo_id)
+    card_options: dict[str, Any] = {
+        "eval_json": eval_json,
+        "training_config": training_config,
+        "license": license,
+        "base_model": base_model,
+        "datasets": datasets,
+        "ocr_recognizer": ocr_recognizer,
+    }
     if dry_run_dir is not None:
-        destination = assemble_upload_folder(
-            folder,
-            dry_run_dir,
-            repo_id,
-            eval_json=eval_json,
-            training_config=training_config,
-            license=license,
-            base_model=base_model,
-            datasets=datasets,
-            ocr_recognizer=ocr_recognizer,
-        )
+        # A folder that fails the verification stays there, for a look at what would have been uploaded.
+        destination = assemble_upload_folder(folder, dry_run_dir, repo_id, **card_options)
         verify_folder(destination, check_model_folder(destination), timeout=verify_timeout)
         return str(destination)
     with tempfile.TemporaryDirectory(prefix="scenetext-push-") as workdir:
-        destination = assemble_upload_folder(
-            folder,
-            Path(workdir) / "upload",
-            repo_id,
-            eval_json=eval_json,
-            training_config=training_config,
-            license=license,
-            base_model=base_model,
-            datasets=datasets,
-            ocr_recognizer=ocr_recognizer,
-        )
+        destination = assemble_upload_folder(folder, Path(workdir) / "upload", repo_id, **card_options)
         kind = check_model_folder(destination)
         verify_folder(destination, kind, timeout=verify_timeout)
         api = HfApi()
