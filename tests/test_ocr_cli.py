@@ -146,3 +146,15 @@ def test_shipped_samples_are_small_scenes_with_their_words():
             assert 300 <= image.width <= 400 and 300 <= image.height <= 400
             assert np.asarray(image).std() > 0
         assert 3 <= len(words) <= 5 and all(word.isalnum() for word in words)
+
+
+def test_an_image_without_text_gets_an_empty_result_and_its_picture(mixed_folder, tmp_path, capsys):
+    reports = ocr_cli.read_files([mixed_folder / "scene-a.png"], lambda picture: [], tmp_path, progress=False)
+    assert reports[0].error is None and reports[0].results == []
+    assert json.loads((tmp_path / "scene-a.json").read_text()) == []
+    assert Image.open(tmp_path / "scene-a.png").size == Image.open(mixed_folder / "scene-a.png").size
+    ocr_cli._print_report(reports[0])
+    assert (
+        capsys.readouterr().out
+        == f"{mixed_folder / 'scene-a.png'}: no text found -> {tmp_path / 'scene-a.png'}\n"
+    )

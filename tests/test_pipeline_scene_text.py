@@ -166,6 +166,57 @@ def test_ocr_reads_forced_regions_in_reading_order_with_the_recognizer(folders, 
     assert [result["text"] for result in results] == [out[0]["generated_text"] for out in reader(crops)]
 
 
+def test_ocr_polygon_mode_rectifies_contours_of_every_word(folders, scene):
+    recognizer_folder, detector_folder = folders
+    image, quads = scene
+    ocr = pipeline(
+        "ocr", model=detector_folder, recognizer=str(recognizer_folder), trust_remote_code=True, device="cpu"
+    )
+    force_ground_truth(ocr, [image], [quads])
+    results = ocr(image, box_type="poly")
+    assert len(results) == len(quads)
+    reader = pipeline("scene-text-recognition", model=recognizer_folder, trust_remote_code=True, device="cpu")
+    crops = [rectify_region(np.asarray(image), np.array(result["polygon"])) for result in results]
+    assert all(crop.shape[1] > crop.shape[0] for crop in crops)  # words lie along the strips
+    assert [result["text"] for result in results] == [out[0]["generated_text"] for out in reader(crops)]
+
+
+def test_pipelines_run_in_the_requested_dtype(folders, scene):
+    recognizer_folder, detector_folder = folders
+    image, _ = scene
+    reader = pipeline(
+        "scene-text-recognition",
+        model=recognizer_folder,
+        trust_remote_code=True,
+        device="cpu",
+        dtype="bfloat16",
+    )
+    assert reader.model.dtype == torch.bfloat16
+    (reading,) = reader(image.crop((0, 0, 90, 30)))
+    assert isinstance(reading["generated_text"], str) and 0 <= reading["score"] <= 1
+    ocr = pipeline(
+        "ocr",
+        model=detector_folder,
+        recognizer=str(recognizer_folder),
+        trust_remote_code=True,
+        device="cpu",
+        dtype=torch.bfloat16,
+    )
+    assert ocr.model.dtype == torch.bfloat16 and ocr.recognizer.dtype == torch.bfloat16
+    results = ocr(image, threshold=0.0, min_score=0.0)
+    assert len(results) >= 1 and all(isinstance(result["text"], str) for result in results)
+
+
+def test_a_scene_without_text_gives_no_results(folders, scene):
+    recognizer_folder, detector_folder = folders
+    image, _ = scene
+    ocr = pipeline(
+        "ocr", model=detector_folder, recognizer=str(recognizer_folder), trust_remote_code=True, device="cpu"
+    )
+    force_ground_truth(ocr, [image], [[]])
+    assert ocr(image) == []
+
+
 def test_ocr_without_recognizer_is_a_clear_error(folders):
     _, detector_folder = folders
     with pytest.raises(ValueError, match="needs a recognizer"):

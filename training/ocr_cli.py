@@ -18,7 +18,7 @@ SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 _DEFAULT_RECIPES = {
     "recognizer": "scenetext train recognizer --config recognizer-embedded, then copy "
     "runs/recognizer-embedded/best to training/defaults/recognizer",
-    "detector": "scenetext train detector --config detector-embedded, then copy runs/detector-embedded/best to "
+    "detector": "scenetext train detector with the embedded detector's config, then copy its best folder to "
     "training/defaults/detector",
 }
 _DTYPES = ("float32", "bfloat16", "float16")
@@ -67,10 +67,7 @@ def default_checkpoints() -> tuple[Path, Path]:
     missing = [kind for kind, folder in folders.items() if not (folder / "config.json").is_file()]
     if missing:
         lines = [f"  {folders[kind]} (make it with: {_DEFAULT_RECIPES[kind]})" for kind in missing]
-        raise FileNotFoundError(
-            "the embedded default checkpoints are missing:\n" + "\n".join(lines) + "\n"
-            "or pass --recognizer/--detector folders of your own"
-        )
+        raise FileNotFoundError("the embedded default checkpoints are missing:\n" + "\n".join(lines))
     return folders["recognizer"], folders["detector"]
 
 
@@ -207,6 +204,8 @@ def _run_ocr(args: argparse.Namespace) -> int:
         ocr = load_ocr_pipeline(args.detector, args.recognizer, args.device, args.dtype)
     except (FileNotFoundError, ValueError) as error:
         print(f"scenetext ocr: {error}", file=sys.stderr)
+        if args.detector is None or args.recognizer is None:
+            print("(or pass --detector and --recognizer folders of your own)", file=sys.stderr)
         return 2
     reports = read_files(paths, ocr, Path(args.out))
     for report in reports:
