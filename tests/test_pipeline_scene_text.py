@@ -277,3 +277,20 @@ def test_pipelines_load_from_bare_folders_in_an_isolated_process(folders, scene,
     actual = json.loads(stdout.strip().splitlines()[-1])
     assert actual == json.loads(json.dumps(expected))
     assert len(actual["detection"]) >= 1 and len(actual["ocr"]) == len(actual["detection"])
+
+
+def test_add_pipelines_declares_the_tasks_and_copies_their_code(folders, tmp_path):
+    recognizer_folder, detector_folder = folders
+    recognizer_config = json.loads((recognizer_folder / "config.json").read_text())
+    detector_config = json.loads((detector_folder / "config.json").read_text())
+    assert recognizer_config["custom_pipelines"]["image-to-text"]["impl"] == (
+        "pipeline_clip4str.SceneTextRecognitionPipeline"
+    )
+    assert sorted(detector_config["custom_pipelines"]) == ["ocr", "scene-text-detection"]
+    for name in ("pipeline_tcm.py", "pipeline_ocr.py", "cropping_ocr.py", "reading_order_ocr.py"):
+        assert (detector_folder / name).is_file()
+    with pytest.raises(FileNotFoundError, match=r"config\.json not found"):
+        add_pipelines(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(ValueError, match="model_type 'bert'"):
+        add_pipelines(tmp_path)

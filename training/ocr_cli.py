@@ -241,7 +241,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ocr = subparsers.add_parser(
-        "ocr", help="read the text of images or folders of images", description=_run_ocr.__doc__ or __doc__
+        "ocr", help="read the text of images or folders of images", description=__doc__
     )
     ocr.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     ocr.add_argument("--detector", help="detector folder (default: the embedded training/defaults/detector)")

@@ -65,21 +65,12 @@ class SceneTextDetectionPipeline(Pipeline):
         images = images if isinstance(images, list) else [images]
         batch = self.image_processor(images)
         outputs = self.model(batch["pixel_values"].to(self.device, self.dtype))
-        prob_maps = outputs.prob_map.float().cpu()
-        resized = batch["resized_sizes"].tolist()
+        # post-processing reads each map only inside its image's own padded area, given the sizes below
         return {
-            # each image's map limited to its own padded area, as if it had been run alone
-            "prob_map": [
-                prob_maps[index, :, : self._round_up(height), : self._round_up(width)]
-                for index, (height, width) in enumerate(resized)
-            ],
+            "prob_map": list(outputs.prob_map.float().cpu()),
             "original_size": batch["original_sizes"].tolist(),
-            "resized_size": resized,
+            "resized_size": batch["resized_sizes"].tolist(),
         }
-
-    def _round_up(self, length: int) -> int:
-        divisor = self.image_processor.size_divisor
-        return -(-length // divisor) * divisor
 
     def postprocess(self, model_outputs: dict[str, Any], **settings: Any) -> list[dict[str, Any]]:
         prob_map, original_size, resized_size = (
