@@ -1,0 +1,231 @@
+"""Detector (TCM-DBNet) training task for the Accelerate loop (`training/loop.py`).
+
+YAML sections read here:
+
+    model:
+      preset: tiny              # a TcmConfig preset (random initialisation) ...
+      from_clip: PATH_OR_ID     # ... or the towers of an OpenAI-layout CLIP ResNet checkpoint ...
+      from_pretrained: PATH     # ... or fine-tune a TCM folder
+      config: {}                # TcmConfig fields (layers, width, freeze_text_encoder, ...)
+    processor: {}               # TcmImageProcessor options (size, post_processing, ...) used for evaluation
+    data:
+      train: {source: synthetic, num_samples: 100000, seed: 0, scene: {...}}   # or icdar / jsonl / hub
+      eval: {source: synthetic, num_samples: 100, seed: 1000}
+      augment: {crop_size: [640, 640], ...}   # SceneAugment fields; false: no augmentation (only resizing)
+      eval_batch_size: 8
+      shuffle_buffer: 0
+
+Sources: `synthetic` (`num_samples`, `seed`, `samples_per_shard`, `scene`: SyntheticSceneConfig fields,
+`text`: TextSampling fields), `icdar` (`images`, `ground_truth`, `num_points`), `jsonl` (`paths`), `hub`
+(`dataset`, `split`, `image_column`, `polygons_column`, `texts_column`, `ignore_column`, `config_name`).
+
+Optimiser groups follow the official fine-tuning recipe: the image encoder (backbone) learns at
+`optimizer.learning_rate`, everything else at `learning_rate * decoder_lr_multiplier` (the recipe's backbone
+x0.1 is learning_rate 1e-5 with multiplier 10); a frozen text encoder is left out, and normalisation gains and
+biases get no weight decay (the recipe's `norm_decay_mult=0`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import IterableDataset
+
+from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
+from scenetext.modeling.tcm.configuration_tcm import TCM_PRESETS
+from scenetext.processors.tcm import TcmImageProcessor
+
+from .config import TrainingConfig
+from .data.corrupt_records import CorruptRecordLog
+from .data.hub import hub_detection_dataset
+from .data.icdar_folder import icdar_detection_dataset
+from .data.jsonl import jsonl_detection_dataset
+from .data.synthetic import SyntheticSceneConfig, synthetic_scene_dataset
+from .data.synthetic_text import TextSampling
+from .detection_augment import SceneAugment
+from .metrics.detection import TextRegions, score_detection
+from .recognition import dataclass_from_mapping
+
+
+def tcm_parameter_groups(
+    model: torch.nn.Module, learning_rate: float, weight_decay: float, head_lr_multiplier: float
+) -> list[dict[str, Any]]:
+    """Backbone (image encoder) at `learning_rate`, the rest at `learning_rate * head_lr_multiplier`; each with
+    and without weight decay (1-d parameters: norms and biases). Frozen parameters are left out."""
+    groups: dict[tuple[bool, bool], list[torch.Tensor]] = {}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            key = (name.startswith("image_encoder."), parameter.ndim < 2)
+            groups.setdefault(key, []).append(parameter)
+    return [
+        {
+            "params": parameters,
+            "lr": learning_rate if is_backbone else learning_rate * head_lr_multiplier,
+            "weight_decay": 0.0 if no_decay else weight_decay,
+        }
+        for (is_backbone, no_decay), parameters in sorted(groups.items(), reverse=True)
+    ]
+
+
+class DetectionTask:
+    metric_name = "hmean"
+    greater_is_better = True
+
+    def __init__(self, config: TrainingConfig):
+        self.config = config
+        self.data = dict(config.data)
+        self.corrupt_records = CorruptRecordLog(Path(config.output_dir) / "corrupt_records")
+        self.processor = TcmImageProcessor(**dict(config.processor))
+        augment = self.data.get("augment", {})
+        if augment is False:
+            self.augment = None
+        else:
+            self.augment = dataclass_from_mapping(
+                SceneAugment, {} if augment is True else augment, "data.augment"
+            )
+
+    # -- model ---------------------------------------------------------------------------------------------
+
+    def build_model(self) -> TcmForSceneTextDetection:
+        options = self.config.model
+        overrides = dict(options.get("config", {}))
+        if "from_pretrained" in options:
+            return TcmForSceneTextDetection.from_pretrained(options["from_pretrained"], **overrides)
+        if "from_clip" in options:
+            return TcmForSceneTextDetection.from_clip(options["from_clip"], **overrides)
+        preset = options.get("preset", "tiny")
+        if preset not in TCM_PRESETS:
+            raise ValueError(f"model.preset must be one of {sorted(TCM_PRESETS)}, got {preset!r}")
+        if "text_config" in overrides:
+            # A partial text tower override changes some sizes of the preset's, not all of them.
+            overrides["text_config"] = {
+                **TCM_PRESETS[preset].get("text_config", {}),
+                **overrides["text_config"],
+            }
+        return TcmForSceneTextDetection(TcmConfig.from_preset(preset, **overrides))
+
+    def parameter_groups(self, model: torch.nn.Module, learning_rate: float) -> list[dict[str, Any]]:
+        options = self.config.optimizer
+        return tcm_parameter_groups(model, learning_rate, options.weight_decay, options.decoder_lr_multiplier)
+
+    def save_pretrained(self, model: torch.nn.Module, folder: Path) -> None:
+        model.save_pretrained(folder)
+        self.processor.save_pretrained(folder)
+
+    def skipped_records(self) -> int:
+        return self.corrupt_records.count()
+
+    # -- data ----------------------------------------------------------------------------------------------
+
+    def _source(self, spec: dict[str, Any], where: str) -> IterableDataset:
+        spec = dict(spec)
+        source = spec.pop("source", None)
+        if source == "synthetic":
+            scene_options = dict(spec.pop("scene", {}))
+            if "text" in spec:
+                scene_options["text"] = dataclass_from_mapping(
+                    TextSampling, spec.pop("text"), f"{where}.text"
+                )
+            scene = dataclass_from_mapping(SyntheticSceneConfig, scene_options, f"{where}.scene")
+            return synthetic_scene_dataset(
+                spec.pop("num_samples"), seed=spec.pop("seed", 0), config=scene, **spec
+            )
+        if source == "icdar":
+            return icdar_detection_dataset(spec.pop("images"), corrupt_records=self.corrupt_records, **spec)
+        if source == "jsonl":
+            return jsonl_detection_dataset(spec.pop("paths"), corrupt_records=self.corrupt_records, **spec)
+        if source == "hub":
+            return hub_detection_dataset(spec.pop("dataset"), corrupt_records=self.corrupt_records, **spec)
+        raise ValueError(f"{where}.source must be synthetic, icdar, jsonl or hub, got {source!r}")
+
+    def train_dataset(self) -> IterableDataset:
+        if "train" not in self.data:
+            raise ValueError("the training config needs data.train")
+        dataset = self._source(self.data["train"], "data.train")
+        buffer = int(self.data.get("shuffle_buffer", 0))
+        if buffer > 0:
+            dataset = dataset.shuffle(seed=self.config.seed, buffer_size=buffer)
+        return dataset
+
+    def collate(self, samples: list[dict], seed: int) -> dict[str, Any] | None:
+        """Augmentation seeded by (seed, sample) -- crops of one size, not resized again -- then DB targets.
+        Without augmentation the processor resizes each scene to its test scale."""
+        if not samples:
+            return None
+        images, polygons, ignore = [], [], []
+        for sample in samples:
+            flags = [
+                bool(flag) or text == "###"
+                for flag, text in zip(sample["ignore"], sample["texts"], strict=True)
+            ]
+            if self.augment is None:
+                images.append(sample["image"].convert("RGB"))
+                polygons.append(sample["polygons"])
+                ignore.append(flags)
+                continue
+            scene = self.augment(
+                sample["image"], sample["polygons"], flags, seed=zlib.crc32(sample["source"].encode()) ^ seed
+            )
+            images.append(scene.image)
+            polygons.append(scene.polygons)
+            ignore.append(scene.ignore)
+        inputs = self.processor(
+            images=images, polygons=polygons, ignore=ignore, do_resize=self.augment is None
+        )
+        return {"pixel_values": inputs["pixel_values"], "labels": dict(inputs["labels"])}
+
+    # -- evaluation ----------------------------------------------------------------------------------------
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        if "eval" not in self.data:
+            return {}
+        counts = self.score(model, self._source(self.data["eval"], "data.eval"))
+        return {"hmean": counts.hmean, "precision": counts.precision, "recall": counts.recall}
+
+    @torch.no_grad()
+    def score(self, model: torch.nn.Module, samples: IterableDataset):
+        """Detect text in every scene at the processor's test scale and its post-processing; match with the
+        ICDAR 2015 IoU protocol (all detections the post-processing keeps, no score sweep)."""
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        batch_size = int(self.data.get("eval_batch_size", 8))
+        pairs: list[tuple[TextRegions, TextRegions]] = []
+        batch: list[dict] = []
+
+        def flush() -> None:
+            inputs = self.processor(images=[sample["image"].convert("RGB") for sample in batch])
+            outputs = model(pixel_values=inputs["pixel_values"].to(device))
+            results = self.processor.post_process_text_detection(
+                outputs.prob_map.float().cpu(),
+                target_sizes=inputs["original_sizes"],
+                resized_sizes=inputs["resized_sizes"],
+            )
+            for sample, result in zip(batch, results, strict=True):
+                ground_truth = TextRegions(
+                    [np.asarray(p, dtype=float).reshape(-1).tolist() for p in sample["polygons"]],
+                    [
+                        "###" if flag else text
+                        for flag, text in zip(sample["ignore"], sample["texts"], strict=True)
+                    ],
+                )
+                detected = TextRegions(
+                    [p.reshape(-1).tolist() for p in result["polygons"]], scores=result["scores"].tolist()
+                )
+                pairs.append((ground_truth, detected))
+            batch.clear()
+
+        for sample in samples:
+            batch.append(sample)
+            if len(batch) == batch_size:
+                flush()
+        if batch:
+            flush()
+        model.train(was_training)
+        if not pairs:
+            raise ValueError("data.eval produced no scene: an empty set has no precision or recall")
+        return score_detection(pairs)
