@@ -47,6 +47,8 @@ def test_loss_falls_and_checkpoints_load(tmp_path):
         model = Clip4StrForSceneTextRecognition.from_pretrained(tmp_path / name)
         assert model.config.max_label_length == 12
         assert (tmp_path / name / "processor_config.json").exists()
+        saved_config = json.loads((tmp_path / name / "config.json").read_text())
+        assert set(saved_config["custom_pipelines"]) == {"scene-text-recognition", "image-to-text"}
     assert (tmp_path / "checkpoints" / "step_00000030").is_dir()
 
 
@@ -169,3 +171,29 @@ def test_config_errors_are_specific(tmp_path):
     config = load_config("tiny-recognizer", [f"output_dir={tmp_path}", "data.train.source=nowhere"])
     with pytest.raises(ValueError, match=r"data\.train\.source must be synthetic, lmdb or hub"):
         RecognitionTask(config).train_dataset()
+
+
+def test_push_to_hub_publishes_the_best_checkpoint(tmp_path, monkeypatch):
+    import scenetext.hub_cards
+    from scenetext.training.cli import main
+
+    calls = []
+
+    def fake_publish(folder, repo_id, **kwargs):
+        calls.append((Path(folder), repo_id, kwargs["training_config"].max_steps))
+        return "https://huggingface.co/user/tiny/commit/0"
+
+    monkeypatch.setattr(scenetext.hub_cards, "publish_folder", fake_publish)
+    args = [
+        "train",
+        "recognizer",
+        "--config",
+        "tiny-recognizer",
+        "--output-dir",
+        str(tmp_path),
+        "--max-steps",
+        "2",
+    ]
+    assert main([*args, *QUICK, "save_every=2", "--push-to-hub", "user/tiny"]) == 0
+    assert calls == [(tmp_path / "best", "user/tiny", 2)]
+    assert (tmp_path / "best" / "model.safetensors").exists()

@@ -36,6 +36,7 @@ from datasets import IterableDataset
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
 from scenetext.modeling.clip4str.convert_clip4str import build_processor
 from scenetext.processors.clip4str import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Clip4StrProcessor
+from scenetext.processors.ocr.custom_pipelines_ocr import add_pipelines
 
 from .augment import WordCropRandAugment
 from .config import TrainingConfig
@@ -144,8 +145,10 @@ class RecognitionTask:
         )
 
     def save_pretrained(self, model: torch.nn.Module, folder: Path) -> None:
+        """A Hub-style folder: model, processor, their code and the pipelines (`custom_pipelines`)."""
         model.save_pretrained(folder)
         self.processor.save_pretrained(folder)
+        add_pipelines(folder)
 
     def skipped_records(self) -> int:
         return self.corrupt_records.count()

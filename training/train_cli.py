@@ -23,14 +23,25 @@ def build_task(config):
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train a recognizer or a detector", description=__doc__)
+    parser = subparsers.add_parser(
+        "train",
+        help="train a recognizer or a detector",
+        description=__doc__,
+        usage="scenetext train {recognizer,detector} --config CONFIG [options] [key=value ...]",
+    )
     parser.add_argument("task", choices=("recognizer", "detector"))
     parser.add_argument("--config", required=True, help="YAML file or shipped config name (training/configs)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optimizer.learning_rate=1e-4")
+    # `key=value` overrides (e.g. optimizer.learning_rate=1e-4) are collected by the CLI's `main`.
+    parser.set_defaults(overrides=[])
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--output-dir")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--resume", action="store_true", help="continue from the newest saved training state")
+    parser.add_argument(
+        "--push-to-hub",
+        metavar="REPO_ID",
+        help="at the end, publish the best checkpoint with a model card (verified before upload)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -44,5 +55,11 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit(f"{args.config} is a {config.task} config, not a {args.task} one")
     from .loop import Trainer
 
-    Trainer(config, build_task(config)).train(resume=args.resume)
+    trainer = Trainer(config, build_task(config))
+    summary = trainer.train(resume=args.resume)
+    if args.push_to_hub and trainer.accelerator.is_main_process:
+        from scenetext.hub_cards import publish_folder
+
+        url = publish_folder(summary.output_dir / "best", args.push_to_hub, training_config=config)
+        print(f"Published {summary.output_dir / 'best'} -> {url}")
     return 0
