@@ -39,6 +39,7 @@ from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
 from scenetext.modeling.tcm.configuration_tcm import TCM_PRESETS
 from scenetext.processors.tcm import TcmImageProcessor
 
+from .collators import detection_batch
 from .config import TrainingConfig
 from .data.corrupt_records import CorruptRecordLog
 from .data.hub import hub_detection_dataset
@@ -156,27 +157,8 @@ class DetectionTask:
         Without augmentation the processor resizes each scene to its test scale."""
         if not samples:
             return None
-        images, polygons, ignore = [], [], []
-        for sample in samples:
-            flags = [
-                bool(flag) or text == "###"
-                for flag, text in zip(sample["ignore"], sample["texts"], strict=True)
-            ]
-            if self.augment is None:
-                images.append(sample["image"].convert("RGB"))
-                polygons.append(sample["polygons"])
-                ignore.append(flags)
-                continue
-            scene = self.augment(
-                sample["image"], sample["polygons"], flags, seed=zlib.crc32(sample["source"].encode()) ^ seed
-            )
-            images.append(scene.image)
-            polygons.append(scene.polygons)
-            ignore.append(scene.ignore)
-        inputs = self.processor(
-            images=images, polygons=polygons, ignore=ignore, do_resize=self.augment is None
-        )
-        return {"pixel_values": inputs["pixel_values"], "labels": dict(inputs["labels"])}
+        seeds = [zlib.crc32(sample["source"].encode()) ^ seed for sample in samples]
+        return detection_batch(samples, self.processor, self.augment, seeds)
 
     # -- evaluation ----------------------------------------------------------------------------------------
 
