@@ -181,3 +181,14 @@ def test_config_errors_are_specific(tmp_path):
     config = load_config("tiny-detector", [f"output_dir={tmp_path}", "model.preset=huge"])
     with pytest.raises(ValueError, match=r"model\.preset must be one of"):
         DetectionTask(config).build_model()
+
+
+def test_icdar2015_recipe_is_the_official_one(tmp_path):
+    config = load_config("tcm-rn50-icdar2015", [f"output_dir={tmp_path}"])
+    task = DetectionTask(config)
+    assert task.augment == SceneAugment(crop_size=(640, 640))  # jitter 32/255 + 0.5, flip, +-10 deg, 0.5-3x
+    assert (config.optimizer.learning_rate, config.optimizer.decoder_lr_multiplier) == (1e-5, 10.0)
+    assert (config.optimizer.schedule, config.optimizer.poly_power, config.batch_size) == ("poly", 0.9, 16)
+    assert task.processor.size == {"shortest_edge": 1024, "longest_edge": 4068}
+    with pytest.raises(FileNotFoundError, match=r"no CLIP checkpoint at RN50\.pt"):
+        task.build_model()

@@ -4,7 +4,7 @@ YAML sections read here:
 
     model:
       preset: tiny              # a TcmConfig preset (random initialisation) ...
-      from_clip: PATH_OR_ID     # ... or the towers of an OpenAI-layout CLIP ResNet checkpoint ...
+      from_clip: PATH           # ... or both towers from an OpenAI CLIP ResNet file (RN50.pt; with preset)
       from_pretrained: PATH     # ... or fine-tune a TCM folder
       config: {}                # TcmConfig fields (layers, width, freeze_text_encoder, ...)
     processor: {}               # TcmImageProcessor options (size, post_processing, ...) used for evaluation
@@ -52,6 +52,27 @@ from .metrics.detection import TextRegions, score_detection
 from .recognition import dataclass_from_mapping
 
 
+def load_openai_clip_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The weights of an OpenAI CLIP ResNet file: the released TorchScript archive (`RN50.pt`), a saved state
+    dict, or a safetensors file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model.from_clip: no CLIP checkpoint at {path} (expected e.g. OpenAI's RN50.pt)"
+        )
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    try:
+        return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+    except RuntimeError:  # not TorchScript: a plain state dict
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"model.from_clip: {path} holds a {type(state).__name__}, expected a state dict")
+    return state
+
+
 def tcm_parameter_groups(
     model: torch.nn.Module, learning_rate: float, weight_decay: float, head_lr_multiplier: float
 ) -> list[dict[str, Any]]:
@@ -97,7 +118,9 @@ class DetectionTask:
         if "from_pretrained" in options:
             return TcmForSceneTextDetection.from_pretrained(options["from_pretrained"], **overrides)
         if "from_clip" in options:
-            return TcmForSceneTextDetection.from_clip(options["from_clip"], **overrides)
+            config = TcmConfig.from_preset(options.get("preset", "rn50"), **overrides)
+            state = load_openai_clip_state_dict(options["from_clip"])
+            return TcmForSceneTextDetection.from_clip(config, openai_state_dict=state)
         preset = options.get("preset", "tiny")
         if preset not in TCM_PRESETS:
             raise ValueError(f"model.preset must be one of {sorted(TCM_PRESETS)}, got {preset!r}")
