@@ -14,6 +14,15 @@ from scenetext.training.data.synthetic import SyntheticSceneConfig, render_scene
 from scenetext.training.detection_augment import SceneAugment
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread; on a shared, busy machine several threads mostly wait."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _arguments(output_dir, steps: int, learning_rate: float) -> TrainingArguments:
     return TrainingArguments(
         output_dir=str(output_dir),

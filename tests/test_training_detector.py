@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from scenetext.modeling.tcm import TcmForSceneTextDetection
 from scenetext.training.config import load_config
@@ -16,13 +17,23 @@ from scenetext.training.detection import DetectionTask, tcm_parameter_groups
 from scenetext.training.detection_augment import SceneAugment
 from scenetext.training.loop import Trainer
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread; on a shared, busy machine several threads mostly wait."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # Few small scenes and a constant rate, so the loss visibly falls in a few dozen steps on 2 CPU cores.
 QUICK = [
     "batch_size=2",
     "data.train.num_samples=4",
     "data.train.samples_per_shard=2",
     "data.eval.num_samples=2",
-    "data.augment.crop_size=[96,96]",
+    "data.augment.crop_size=[64,64]",
     "log_with=null",
     "eval_every=1000",
     "optimizer.learning_rate=3e-3",
@@ -148,7 +159,7 @@ Trainer(config, DetectionTask(config)).train(resume="--resume" in os.environ.get
 
 
 def _run_script(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **(env_extra or {})}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     return subprocess.run(
         [sys.executable, "-c", _KILLED_RUN, *args], capture_output=True, text=True, env=env, timeout=900
     )
