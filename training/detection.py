@@ -27,7 +27,6 @@ biases get no weight decay (the recipe's `norm_decay_mult=0`).
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from .data.jsonl import jsonl_detection_dataset
 from .data.synthetic import SyntheticSceneConfig, synthetic_scene_dataset
 from .data.synthetic_text import TextSampling
 from .detection_augment import SceneAugment
+from .loop import sample_seed, train_stream
 from .metrics.detection import TextRegions, score_detection
 from .recognition import dataclass_from_mapping
 
@@ -167,20 +167,14 @@ class DetectionTask:
         raise ValueError(f"{where}.source must be synthetic, icdar, jsonl or hub, got {source!r}")
 
     def train_dataset(self) -> IterableDataset:
-        if "train" not in self.data:
-            raise ValueError("the training config needs data.train")
-        dataset = self._source(self.data["train"], "data.train")
-        buffer = int(self.data.get("shuffle_buffer", 0))
-        if buffer > 0:
-            dataset = dataset.shuffle(seed=self.config.seed, buffer_size=buffer)
-        return dataset
+        return train_stream(self.data, self._source, self.config.seed)
 
     def collate(self, samples: list[dict], seed: int) -> dict[str, Any] | None:
         """Augmentation seeded by (seed, sample) -- crops of one size, not resized again -- then DB targets.
         Without augmentation the processor resizes each scene to its test scale."""
         if not samples:
             return None
-        seeds = [zlib.crc32(sample["source"].encode()) ^ seed for sample in samples]
+        seeds = [sample_seed(sample, seed) for sample in samples]
         return detection_batch(samples, self.processor, self.augment, seeds)
 
     # -- evaluation ----------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import json
 import math
 import shutil
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -94,6 +95,23 @@ class TrainingSummary:
             f"Trained {self.steps} steps in {self.seconds / 60:.1f} min; skipped records: {self.skipped_records}; "
             f"best {self.metric_name}: {best}; outputs in {self.output_dir}"
         )
+
+
+def train_stream(
+    data: dict[str, Any], build_source: Callable[[dict[str, Any], str], IterableDataset], seed: int
+) -> IterableDataset:
+    """The `data.train` source of a task config, shuffled through a buffer when `data.shuffle_buffer` > 0."""
+    if "train" not in data:
+        raise ValueError("the training config needs data.train")
+    dataset = build_source(data["train"], "data.train")
+    buffer = int(data.get("shuffle_buffer", 0))
+    return dataset.shuffle(seed=seed, buffer_size=buffer) if buffer > 0 else dataset
+
+
+def sample_seed(sample: dict[str, Any], seed: int) -> int:
+    """Augmentation seed of one sample: a function of its source location and the epoch seed only, so the
+    stream is the same whichever worker, rank or resumed run produces it."""
+    return zlib.crc32(sample["source"].encode()) ^ seed
 
 
 def learning_rate_scale(config: TrainingConfig, num_processes: int) -> float:

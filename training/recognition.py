@@ -26,7 +26,6 @@ Sources: `synthetic` (`num_samples`, `seed`, `word`: SyntheticWordConfig fields,
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from .data.lmdb import lmdb_recognition_dataset
 from .data.synthetic import SyntheticWordConfig, synthetic_word_dataset
 from .data.synthetic_text import TextSampling
 from .evaluation.recognizer import evaluate_recognition_samples
+from .loop import sample_seed, train_stream
 from .metrics.recognition import RecognitionScores
 
 
@@ -183,13 +183,7 @@ class RecognitionTask:
         raise ValueError(f"{where}.source must be synthetic, lmdb or hub, got {source!r}")
 
     def train_dataset(self) -> IterableDataset:
-        if "train" not in self.data:
-            raise ValueError("the training config needs data.train")
-        dataset = self._source(self.data["train"], "data.train")
-        buffer = int(self.data.get("shuffle_buffer", 0))
-        if buffer > 0:
-            dataset = dataset.shuffle(seed=self.config.seed, buffer_size=buffer)
-        return dataset
+        return train_stream(self.data, self._source, self.config.seed)
 
     def collate(self, samples: list[dict], seed: int) -> dict[str, torch.Tensor] | None:
         """Official label preprocessing, augmentation seeded by (seed, sample), then the processor."""
@@ -201,7 +195,7 @@ class RecognitionTask:
                 continue
             image = sample["image"]
             if self.augment is not None:
-                image = self.augment(image, seed=zlib.crc32(sample["source"].encode()) ^ seed)
+                image = self.augment(image, seed=sample_seed(sample, seed))
             images.append(image)
             labels.append(label)
         if not images:
