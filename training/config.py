@@ -63,9 +63,7 @@ class TrainingConfig:
             self.optimizer = {
                 k: _read_value(v) if isinstance(v, str) else v for k, v in self.optimizer.items()
             }
-            self.optimizer = _from_mapping(OptimizerConfig, self.optimizer, "optimizer")
-        if isinstance(self.optimizer.betas, list):
-            self.optimizer.betas = tuple(self.optimizer.betas)
+            self.optimizer = dataclass_from_mapping(OptimizerConfig, self.optimizer, "optimizer")
         if self.task not in ("recognizer", "detector"):
             raise ValueError(f"`task` must be 'recognizer' or 'detector', got {self.task!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
@@ -78,7 +76,9 @@ class TrainingConfig:
         return dataclasses.asdict(self)
 
 
-def _from_mapping(cls: type, mapping: dict[str, Any], where: str) -> Any:
+def dataclass_from_mapping(cls: type, mapping: dict[str, Any] | None, where: str) -> Any:
+    """Build a dataclass from YAML with a clear error for unknown keys; YAML lists become tuples."""
+    mapping = {k: tuple(v) if isinstance(v, list) else v for k, v in (mapping or {}).items()}
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(mapping) - names)
     if unknown:
@@ -134,6 +134,6 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     for override in overrides:
         apply_override(mapping, override)
     try:
-        return _from_mapping(TrainingConfig, mapping, f"training option in {path}")
+        return dataclass_from_mapping(TrainingConfig, mapping, f"training option in {path}")
     except TypeError as error:  # a required field is missing
         raise ValueError(f"{path}: {error}") from error

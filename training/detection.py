@@ -39,7 +39,7 @@ from scenetext.modeling.tcm.configuration_tcm import TCM_PRESETS
 from scenetext.processors.tcm import TcmImageProcessor
 
 from .collators import detection_batch
-from .config import TrainingConfig
+from .config import TrainingConfig, dataclass_from_mapping
 from .data.corrupt_records import CorruptRecordLog
 from .data.hub import hub_detection_dataset
 from .data.icdar_folder import icdar_detection_dataset
@@ -47,9 +47,8 @@ from .data.jsonl import jsonl_detection_dataset
 from .data.synthetic import SyntheticSceneConfig, synthetic_scene_dataset
 from .data.synthetic_text import TextSampling
 from .detection_augment import SceneAugment
-from .loop import sample_seed, train_stream
+from .loop import backbone_and_head_groups, sample_seed, train_stream
 from .metrics.detection import TextRegions, score_detection
-from .recognition import dataclass_from_mapping
 
 
 def load_openai_clip_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -78,19 +77,14 @@ def tcm_parameter_groups(
 ) -> list[dict[str, Any]]:
     """Backbone (image encoder) at `learning_rate`, the rest at `learning_rate * head_lr_multiplier`; each with
     and without weight decay (1-d parameters: norms and biases). Frozen parameters are left out."""
-    groups: dict[tuple[bool, bool], list[torch.Tensor]] = {}
-    for name, parameter in model.named_parameters():
-        if parameter.requires_grad:
-            key = (name.startswith("image_encoder."), parameter.ndim < 2)
-            groups.setdefault(key, []).append(parameter)
-    return [
-        {
-            "params": parameters,
-            "lr": learning_rate if is_backbone else learning_rate * head_lr_multiplier,
-            "weight_decay": 0.0 if no_decay else weight_decay,
-        }
-        for (is_backbone, no_decay), parameters in sorted(groups.items(), reverse=True)
-    ]
+    return backbone_and_head_groups(
+        model,
+        learning_rate,
+        weight_decay,
+        head_lr_multiplier,
+        lambda name: name.startswith("image_encoder."),
+        lambda name, parameter: parameter.ndim < 2,
+    )
 
 
 class DetectionTask:

@@ -114,6 +114,31 @@ def sample_seed(sample: dict[str, Any], seed: int) -> int:
     return zlib.crc32(sample["source"].encode()) ^ seed
 
 
+def backbone_and_head_groups(
+    model: torch.nn.Module,
+    learning_rate: float,
+    weight_decay: float,
+    head_lr_multiplier: float,
+    is_backbone: Callable[[str], bool],
+    no_weight_decay: Callable[[str, torch.Tensor], bool],
+) -> list[dict[str, Any]]:
+    """Optimizer groups backbone / head, each with and without weight decay: the backbone learns at
+    `learning_rate`, the rest `head_lr_multiplier` times faster. Frozen parameters are left out."""
+    groups: dict[tuple[bool, bool], list[torch.Tensor]] = {}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            key = (is_backbone(name), no_weight_decay(name, parameter))
+            groups.setdefault(key, []).append(parameter)
+    return [
+        {
+            "params": parameters,
+            "lr": learning_rate if backbone else learning_rate * head_lr_multiplier,
+            "weight_decay": 0.0 if no_decay else weight_decay,
+        }
+        for (backbone, no_decay), parameters in sorted(groups.items(), reverse=True)
+    ]
+
+
 def learning_rate_scale(config: TrainingConfig, num_processes: int) -> float:
     """CLIP4STR's rule: the configured rate is for a total batch of 512."""
     if not config.optimizer.scale_learning_rate:

@@ -25,7 +25,6 @@ Sources: `synthetic` (`num_samples`, `seed`, `word`: SyntheticWordConfig fields,
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -38,28 +37,15 @@ from scenetext.processors.clip4str import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Cli
 from scenetext.processors.ocr.custom_pipelines_ocr import add_pipelines
 
 from .augment import WordCropRandAugment
-from .config import TrainingConfig
+from .config import TrainingConfig, dataclass_from_mapping
 from .data.corrupt_records import CorruptRecordLog
 from .data.hub import hub_recognition_dataset
 from .data.lmdb import lmdb_recognition_dataset
 from .data.synthetic import SyntheticWordConfig, synthetic_word_dataset
 from .data.synthetic_text import TextSampling
 from .evaluation.recognizer import evaluate_recognition_samples
-from .loop import sample_seed, train_stream
+from .loop import backbone_and_head_groups, sample_seed, train_stream
 from .metrics.recognition import RecognitionScores
-
-
-def dataclass_from_mapping(cls: type, mapping: dict[str, Any] | None, where: str) -> Any:
-    """Build a (possibly nested) dataclass from YAML, with a clear error for unknown keys."""
-    mapping = dict(mapping or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown {where} option(s) {unknown}; expected some of {sorted(fields)}")
-    for name, value in mapping.items():
-        if isinstance(value, list):
-            mapping[name] = tuple(value)
-    return cls(**mapping)
 
 
 def _shared_encoder_parameters(name: str) -> bool:
@@ -76,21 +62,14 @@ def clip4str_parameter_groups(
 ) -> list[dict[str, Any]]:
     """The official four groups: CLIP towers / decoders, each with and without weight decay; the decoders
     learn `decoder_lr_multiplier` (19) times faster. Frozen parameters are left out."""
-    groups: dict[tuple[bool, bool], list[torch.Tensor]] = {}
-    for name, parameter in model.named_parameters():
-        if parameter.requires_grad:
-            key = (_shared_encoder_parameters(name), _no_weight_decay(name, parameter))
-            groups.setdefault(key, []).append(parameter)
-    result = []
-    for (is_encoder, no_decay), parameters in sorted(groups.items(), reverse=True):
-        result.append(
-            {
-                "params": parameters,
-                "lr": learning_rate if is_encoder else learning_rate * decoder_lr_multiplier,
-                "weight_decay": 0.0 if no_decay else weight_decay,
-            }
-        )
-    return result
+    return backbone_and_head_groups(
+        model,
+        learning_rate,
+        weight_decay,
+        decoder_lr_multiplier,
+        _shared_encoder_parameters,
+        _no_weight_decay,
+    )
 
 
 class RecognitionTask:

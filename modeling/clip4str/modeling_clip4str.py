@@ -885,29 +885,32 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         # Cloze mask: each position sees the whole context except the character it is asked to predict. The
         # official code edits the shared query/content mask in place, so the content stream gets it too.
         cloze = causal.masked_fill(torch.ones_like(causal, dtype=torch.bool).triu(2), 0.0)
-        for iteration in range(config.refine_iters):
-            context = torch.cat([bos, visual_logits[:, :-1].argmax(-1)], dim=1)
+
+        def refine(decoder, previous_logits, memory, queries, extra_padding=None):
+            context = torch.cat([bos, previous_logits[:, :-1].argmax(-1)], dim=1)
             padding = (context == config.eos_id).cumsum(-1) > 0
+            if extra_padding is not None:
+                padding = padding | extra_padding
             length = context.shape[1]
-            visual_logits, _ = self.visual_decoder(
+            logits, _ = decoder(
                 context,
-                image_memory,
-                queries=visual_queries,
+                memory,
+                queries=queries,
                 query_mask=_additive_mask(cloze[:, :length], padding),
                 content_mask=_additive_mask(cloze[:length, :length], padding),
             )
-            context = torch.cat([bos, cross_logits[:, :-1].argmax(-1)], dim=1)
-            padding = (context == config.eos_id).cumsum(-1) > 0
-            if fixed_steps and config.decode_ar and iteration == 0:
-                padding = padding | beyond_stop
-            length = context.shape[1]
+            return logits
+
+        for iteration in range(config.refine_iters):
+            visual_logits = refine(self.visual_decoder, visual_logits, image_memory, visual_queries)
             cross_memory = self.build_cross_memory(visual_logits, image_memory, early_exit=not fixed_steps)
-            cross_logits, _ = self.cross_decoder(
-                context,
+            first_fixed = fixed_steps and config.decode_ar and iteration == 0
+            cross_logits = refine(
+                self.cross_decoder,
+                cross_logits,
                 cross_memory,
-                queries=cross_queries,
-                query_mask=_additive_mask(cloze[:, :length], padding),
-                content_mask=_additive_mask(cloze[:length, :length], padding),
+                cross_queries,
+                beyond_stop if first_fixed else None,
             )
         return cross_logits, visual_logits
 
