@@ -109,13 +109,16 @@ def test_word_labels_follow_the_text_sampling():
     assert all(len(digits.sample(np.random.default_rng(seed))) == 4 for seed in range(10))
 
 
-def test_each_text_keeps_one_casing_so_that_i_and_l_stay_readable():
+def test_each_text_keeps_one_casing_and_digits_apart_so_that_lookalikes_stay_readable():
     sampling = TextSampling(word_probability=0.0)
     rng = np.random.default_rng(0)
     texts = [sampling.sample(rng) for _ in range(300)]
     casings = {"lower" if t == t.lower() else "upper" if t == t.upper() else "title" for t in texts}
     assert all(t in (t.lower(), t.upper()) or (t[0].isupper() and t[1:] == t[1:].lower()) for t in texts)
     assert casings == {"lower", "upper", "title"}
+    # Letters and digits never share a random string (O/0, I/1, S/5 look alike in many fonts).
+    assert all(t.isalpha() or t.isdigit() for t in texts)
+    assert any(t.isdigit() for t in texts)
     lowercase_only = TextSampling(charset="abcdefghij0123", word_probability=0.5)
     assert all(set(lowercase_only.sample(rng)) <= set("abcdefghij0123") for _ in range(100))
 

@@ -2,12 +2,14 @@
 detections on a synthetic scene, batching, and loading from bare folders with trust_remote_code."""
 
 import json
+import math
 import types
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from shapely.geometry import Polygon
 from transformers import pipeline
 
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
@@ -17,8 +19,12 @@ from scenetext.processors.clip4str.pipeline_clip4str import SceneTextRecognition
 from scenetext.processors.ocr import add_pipelines, reading_order, rectify_region
 from scenetext.processors.tcm import TcmImageProcessor
 from scenetext.training.data.synthetic import SyntheticSceneConfig, render_scene_sample
+from scenetext.training.data.synthetic_text import TextSampling
 
 SCENE_CONFIG = SyntheticSceneConfig(
+    # Words with ascenders in every casing (as tall as the font) and longer than tall, so that their DB kernels
+    # survive the half-resolution map and their rectified crops lie along the text.
+    text=TextSampling(word_probability=1.0, words=("hotel", "bakery", "kitchen", "dental", "black")),
     image_size=(200, 260),
     num_words=(3, 4),
     font_size=(24, 36),
@@ -74,6 +80,18 @@ def box_of(quad):
     return np.concatenate([quad.min(axis=0), quad.max(axis=0)])
 
 
+def box_tolerance(quad, shrink_ratio=0.4, unclip_ratio=1.5):
+    """Pixels a detected box may differ from the word's: a few for the half-resolution map, plus what DB's
+    round trip leaves out. Targets shrink a word by D = A (1 - r^2) / L; post-processing grows the kernel by
+    D' = A' x unclip_ratio / L', which falls short of D; a rotated word's axis-aligned box sees that gap up to
+    sqrt(2) times. A coordinate-mapping bug (wrong scale or offset) is not absorbed by this bound."""
+    word = Polygon(quad)
+    shrink = word.area * (1 - shrink_ratio**2) / word.length
+    kernel = word.buffer(-shrink, join_style="mitre")
+    regrow = kernel.area * unclip_ratio / kernel.length
+    return 4 + math.sqrt(2) * max(shrink - regrow, 0.0)
+
+
 def test_recognition_matches_model_and_processor_by_hand(folders):
     recognizer_folder, _ = folders
     reader = pipeline("scene-text-recognition", model=recognizer_folder, trust_remote_code=True, device="cpu")
@@ -125,8 +143,7 @@ def test_detection_maps_forced_ground_truth_back_to_word_boxes(folders, scene):
             key=lambda r: np.abs(np.array(list(r["box"].values())) - truth).sum(),
         )
         box = np.array([found["box"][key] for key in ("xmin", "ymin", "xmax", "ymax")])
-        # the map is at about half resolution and DB's unclip only approximates the shrink: a few pixels
-        assert np.abs(box - truth).max() <= 4, (box, truth)
+        assert np.abs(box - truth).max() <= box_tolerance(quad), (box, truth)
         assert len(found["polygon"]) == 4
 
 
@@ -158,7 +175,7 @@ def test_ocr_reads_forced_regions_in_reading_order_with_the_recognizer(folders, 
     ] * len(quads)
     boxes = np.array([[r["box"][key] for key in ("xmin", "ymin", "xmax", "ymax")] for r in results])
     truth = np.array([box_of(quad) for quad in quads])
-    assert np.abs(np.sort(boxes, axis=0) - np.sort(truth, axis=0)).max() <= 4
+    assert np.abs(np.sort(boxes, axis=0) - np.sort(truth, axis=0)).max() <= max(map(box_tolerance, quads))
     assert boxes.tolist() == [boxes[i].tolist() for i in reading_order(boxes.tolist())]
     # the texts are the recognizer's reading of each region's rectified crop
     reader = pipeline("scene-text-recognition", model=recognizer_folder, trust_remote_code=True, device="cpu")

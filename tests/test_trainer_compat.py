@@ -99,7 +99,8 @@ def test_collators_explain_bad_rows():
     image_processor = TcmImageProcessor()
     with pytest.raises(ValueError, match="detection row 0 has no 'polygons'"):
         DetectionCollator(image_processor)([{"image": None}])
-    row = render_scene_sample(0, seed=0, config=SyntheticSceneConfig(image_size=(64, 64), num_words=(1, 1)))
+    row = render_scene_sample(0, seed=0, config=SyntheticSceneConfig(image_size=(96, 128), num_words=(1, 1)))
+    assert len(row["polygons"]) == 1
     with pytest.raises(ValueError, match="1 polygons, 2 texts"):
         DetectionCollator(image_processor)([{**row, "texts": ["a", "b"]}])
     with pytest.raises(TypeError, match="TcmImageProcessor"):

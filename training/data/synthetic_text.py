@@ -35,8 +35,10 @@ _WORD_LIST = """
 """
 WORDS = tuple(_WORD_LIST.split())
 
-_CASINGS = ("lower", "upper", "title")
-_CASING_PROBABILITIES = np.array([0.45, 0.3, 0.25])
+# "number": digits and the charset's other uncased symbols, never mixed with letters.
+_CASINGS = ("lower", "upper", "title", "number")
+_LETTER_CASINGS = _CASINGS[:3]
+_CASING_WEIGHTS = tuple(zip(_CASINGS, (0.4, 0.27, 0.21, 0.12), strict=True))
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,10 @@ class TextSampling:
         words: the dictionary; `WORDS` by default.
 
     Words and random strings alike are written in one casing: lower, UPPER or Title, as far as the charset
-    has letters of that case. Mixing cases character by character would make ``I``/``l`` and ``O``/``0``
-    unreadable even for people, and leave a recognizer an error floor no training removes.
+    has letters of that case; random strings of the "number" kind hold the charset's uncased characters
+    (digits, symbols) only. Mixing cases or letters and digits character by character would make ``I``/``l``,
+    ``O``/``0`` and ``S``/``5`` unreadable even for people, and leave a recognizer an error floor no training
+    removes.
     """
 
     charset: str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -75,11 +79,12 @@ class TextSampling:
     def sample(self, rng: np.random.Generator) -> str:
         """One text: a dictionary word (if one fits charset and length) or a random string."""
         alphabets = _alphabets(self.charset)
-        casing = _pick_casing(rng, alphabets)
         if rng.random() < self.word_probability:
-            word = self._sample_word(rng, casing)
+            casing = _pick_casing(rng, alphabets, _LETTER_CASINGS)
+            word = casing and self._sample_word(rng, casing)
             if word:
                 return word
+        casing = _pick_casing(rng, alphabets, _CASINGS)
         length = int(rng.integers(self.min_length, self.max_length + 1))
         letters = alphabets["lower" if casing == "title" else casing]
         text = [letters[i] for i in rng.integers(0, len(letters), size=length)]
@@ -96,27 +101,32 @@ class TextSampling:
         return None
 
 
-def _pick_casing(rng: np.random.Generator, alphabets: dict[str, str]) -> str:
-    eligible = np.array([casing in alphabets["casings"] for casing in _CASINGS])
-    probabilities = _CASING_PROBABILITIES * eligible
+def _pick_casing(rng: np.random.Generator, alphabets: dict, kinds: tuple[str, ...]) -> str | None:
+    """One of ``kinds`` that the charset allows, drawn with `_CASING_WEIGHTS`; None if none is allowed."""
+    probabilities = np.array(
+        [p if c in kinds and c in alphabets["casings"] else 0.0 for c, p in _CASING_WEIGHTS]
+    )
+    if probabilities.sum() == 0:
+        return None
     return _CASINGS[int(rng.choice(len(_CASINGS), p=probabilities / probabilities.sum()))]
 
 
 @functools.lru_cache(maxsize=16)
 def _alphabets(charset: str) -> dict:
-    """The visible characters of ``charset`` that fit lower and upper casing, and the casings it allows."""
+    """The lowercase letters, uppercase letters and uncased characters of ``charset``, and the casings it allows."""
     # Blanks are left out so that every drawn character leaves ink (a space has no box of its own).
     visible = "".join(dict.fromkeys(character for character in charset if not character.isspace()))
-    has_lower = any(character.islower() for character in visible)
-    has_upper = any(character.isupper() for character in visible)
-    casings = {"lower"} if has_lower or not has_upper else set()
-    casings |= {"upper"} if has_upper else set()
-    casings |= {"title"} if has_lower and has_upper else set()
-    return {
-        "lower": "".join(character for character in visible if not character.isupper()),
-        "upper": "".join(character for character in visible if not character.islower()),
-        "casings": casings,
+    alphabets = {
+        "lower": "".join(character for character in visible if character.islower()),
+        "upper": "".join(character for character in visible if character.isupper()),
+        "number": "".join(
+            character for character in visible if not (character.islower() or character.isupper())
+        ),
     }
+    casings = {casing for casing in ("lower", "upper", "number") if alphabets[casing]}
+    if {"lower", "upper"} <= casings:
+        casings.add("title")
+    return {**alphabets, "casings": casings}
 
 
 @functools.lru_cache(maxsize=16)
