@@ -400,3 +400,28 @@ def test_cached_decoding_matches_prefix_recomputation_with_deeper_decoders(num_l
         cached = model.decode(memory, fixed_steps=True)
     for actual, expected in zip(cached, reference, strict=True):
         torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+
+
+def test_cross_memory_reuses_the_text_features_of_unchanged_captions():
+    model = tiny_model().eval()
+    memory = model.encode_image(torch.randn(4, 3, 32, 32))
+    logits = torch.randn(4, model.config.max_label_length + 1, model.config.num_classes)
+    refined = logits.clone()
+    refined[2, 0] = -refined[2, 0]  # only the third caption changes
+    encoded_rows = []
+    encode_captions = model.encode_captions
+
+    def counting_encode(caption_ids):
+        encoded_rows.append(caption_ids.shape[0])
+        return encode_captions(caption_ids)
+
+    model.encode_captions = counting_encode
+    with torch.no_grad():
+        _, captions = model.build_cross_memory(logits, memory)
+        reused, _ = model.build_cross_memory(refined, memory, previous_captions=captions)
+        full, _ = model.build_cross_memory(refined, memory)
+    assert encoded_rows == [4, 1, 4]
+    torch.testing.assert_close(reused, full, atol=1e-5, rtol=0)
+    assert not torch.equal(
+        full[:, memory.shape[1] :], captions[1]
+    )  # the changed caption did change the memory

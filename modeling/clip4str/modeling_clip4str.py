@@ -678,15 +678,37 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         return self.visual_projection(self.vision_model.post_layernorm(hidden_states))
 
     def build_cross_memory(
-        self, visual_logits: torch.Tensor, image_memory: torch.Tensor, early_exit: bool = True
-    ) -> torch.Tensor:
+        self,
+        visual_logits: torch.Tensor,
+        image_memory: torch.Tensor,
+        early_exit: bool = True,
+        previous_captions: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Image memory followed by the projected CLIP text tokens of the visual prediction (all positions,
-        padding included: the official cross-attention has no padding mask)."""
+        padding included: the official cross-attention has no padding mask).
+
+        Returns the memory and `(caption_ids, text_features)`. Given the previous call's pair, the text tower
+        only runs for the samples whose caption changed: the same ids give the same features, and after a
+        refinement most captions are unchanged (the text tower is the largest part of decoding at B/16).
+        """
         caption_ids = self.caption_tokenizer(visual_logits.detach().argmax(dim=-1), early_exit=early_exit)
-        text_features = self.text_projection(self.text_model(input_ids=caption_ids).last_hidden_state)
+        if previous_captions is None:
+            text_features = self.encode_captions(caption_ids)
+        else:
+            previous_ids, text_features = previous_captions
+            changed = (caption_ids != previous_ids).any(dim=1).nonzero().squeeze(1)
+            if changed.numel():
+                text_features = text_features.index_copy(
+                    0, changed, self.encode_captions(caption_ids[changed])
+                )
         if self.config.image_detach:
             image_memory = image_memory.detach()
-        return torch.cat([image_memory, text_features.to(image_memory.dtype)], dim=1)
+        memory = torch.cat([image_memory, text_features.to(image_memory.dtype)], dim=1)
+        return memory, (caption_ids, text_features)
+
+    def encode_captions(self, caption_ids: torch.Tensor) -> torch.Tensor:
+        """CLIP text ids -> projected text tokens, every position."""
+        return self.text_projection(self.text_model(input_ids=caption_ids).last_hidden_state)
 
     # -- training ------------------------------------------------------------------------------------------
 
@@ -771,7 +793,7 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
             visual_logits, _ = self.visual_decoder(
                 context, visual_memory, query_mask=query_mask, content_mask=content_mask
             )
-            cross_memory = self.build_cross_memory(visual_logits, image_memory)
+            cross_memory, _ = self.build_cross_memory(visual_logits, image_memory)
             cross_logits, _ = self.cross_decoder(
                 context, cross_memory, query_mask=query_mask, content_mask=content_mask
             )
@@ -849,6 +871,8 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         `use_cache=False` runs the official order of work (see `_autoregressive`), for reference. `fixed_steps`
         (default `config.decode_fixed_steps`) never stops early, so every shape is static (torch.compile, CUDA
         graphs, export); positions after [E] are padding for the refinement, so the outputs are the same.
+        With the cache (and not in the static mode) the refinement also reuses the text features of every
+        caption it did not change.
         """
         config = self.config
         fixed_steps = config.decode_fixed_steps if fixed_steps is None else fixed_steps
@@ -867,7 +891,7 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
                 self.visual_decoder, image_memory, context, num_steps, not fixed_steps, use_cache
             )
             # The cross-modal decoder overwrites the same context with its own predictions, as officially.
-            cross_memory = self.build_cross_memory(visual_logits, image_memory, early_exit=not fixed_steps)
+            cross_memory, captions = self.build_cross_memory(visual_logits, image_memory, not fixed_steps)
             cross_logits = self._autoregressive(
                 self.cross_decoder, cross_memory, context, visual_logits.shape[1], False, use_cache
             )
@@ -879,7 +903,7 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
                 beyond_stop = torch.arange(num_steps, device=device)[None, :] >= stopped_at
         else:
             visual_logits, _ = self.visual_decoder(bos, image_memory, queries=visual_queries)
-            cross_memory = self.build_cross_memory(visual_logits, image_memory, early_exit=not fixed_steps)
+            cross_memory, captions = self.build_cross_memory(visual_logits, image_memory, not fixed_steps)
             cross_logits, _ = self.cross_decoder(bos, cross_memory, queries=cross_queries)
 
         # Cloze mask: each position sees the whole context except the character it is asked to predict. The
@@ -901,9 +925,14 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
             )
             return logits
 
+        # Reusing unchanged captions' text features needs a data-dependent batch subset: not in the static mode,
+        # and not in the reference order of work.
+        reuse_captions = use_cache and not fixed_steps
         for iteration in range(config.refine_iters):
             visual_logits = refine(self.visual_decoder, visual_logits, image_memory, visual_queries)
-            cross_memory = self.build_cross_memory(visual_logits, image_memory, early_exit=not fixed_steps)
+            cross_memory, captions = self.build_cross_memory(
+                visual_logits, image_memory, not fixed_steps, captions if reuse_captions else None
+            )
             first_fixed = fixed_steps and config.decode_ar and iteration == 0
             cross_logits = refine(
                 self.cross_decoder,
