@@ -27,3 +27,12 @@ def test_recognizer_benchmark_rejects_unknown_preset():
     run = runpy.run_path(str(RECOGNIZER))["run"]
     with pytest.raises(ValueError, match="--preset"):
         run("vit-xxl", 2, "fp32", "cpu", 1)
+
+
+def test_recognizer_benchmark_int8_quantizes_and_reports_agreement(tmp_path):
+    out = tmp_path / "recognizer.json"
+    main = runpy.run_path(str(RECOGNIZER))["main"]
+    main(["--preset", "tiny", "--batch-size", "2", "--repeats", "1", "--dtype", "int8", "--json", str(out)])
+    record = json.loads(out.read_text())
+    assert record["dtype"] == "int8" and 0.0 <= record["ids_agreement"] <= 1.0
+    assert record["fp32_ids_identical"] is True

@@ -146,6 +146,18 @@ def learning_rate_scale(config: TrainingConfig, num_processes: int) -> float:
     return config.gradient_accumulation_steps * num_processes * config.batch_size / 512
 
 
+def build_optimizer(
+    task, model: torch.nn.Module, config: TrainingConfig, num_processes: int
+) -> torch.optim.AdamW:
+    """AdamW over the task's parameter groups at the (batch-size scaled) configured rate."""
+    scale = learning_rate_scale(config, num_processes)
+    return torch.optim.AdamW(
+        task.parameter_groups(model, config.optimizer.learning_rate * scale),
+        betas=config.optimizer.betas,
+        eps=config.optimizer.eps,
+    )
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainingConfig
 ) -> torch.optim.lr_scheduler.LRScheduler:
@@ -321,12 +333,7 @@ class Trainer:
         config, accelerator, task = self.config, self.accelerator, self.task
         set_seed(config.seed)
         model = task.build_model()
-        scale = learning_rate_scale(config, accelerator.num_processes)
-        optimizer = torch.optim.AdamW(
-            task.parameter_groups(model, config.optimizer.learning_rate * scale),
-            betas=config.optimizer.betas,
-            eps=config.optimizer.eps,
-        )
+        optimizer = build_optimizer(task, model, config, accelerator.num_processes)
         scheduler = build_scheduler(optimizer, config)
         # The scheduler is stepped by hand once per optimizer step (a prepared one steps once per process).
         model, optimizer = accelerator.prepare(model, optimizer)
