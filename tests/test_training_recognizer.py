@@ -1,6 +1,7 @@
 """Recognizer training with the Accelerate loop: learning, exact resumption after SIGKILL, two processes."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import torch
 from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
 from scenetext.training.config import load_config
 from scenetext.training.loop import Trainer
-from scenetext.training.recognition import RecognitionTask, clip4str_parameter_groups
+from scenetext.training.recognition import RecognitionTask, clip4str_parameter_groups, sincos_position_codes
 
 # Small enough for seconds per step on 2 CPU cores; few samples so the loss visibly falls.
 QUICK = [
@@ -197,3 +198,16 @@ def test_push_to_hub_publishes_the_best_checkpoint(tmp_path, monkeypatch):
     assert main([*args, *QUICK, "save_every=2", "--push-to-hub", "user/tiny"]) == 0
     assert calls == [(tmp_path / "best", "user/tiny", 2)]
     assert (tmp_path / "best" / "model.safetensors").exists()
+
+
+def test_sincos_position_init_writes_smooth_codes_into_the_vit(tmp_path):
+    codes = sincos_position_codes(4, 8)
+    # Patch (row 1, column 2): x channels sin/cos of 2 * [1, 0.01], y channels of 1 * [1, 0.01].
+    expected = [math.sin(2), math.sin(0.02), math.cos(2), math.cos(0.02), math.sin(1), math.sin(0.01)]
+    torch.testing.assert_close(codes[1 * 4 + 2, :6], torch.tensor(expected))
+    config = load_config("tiny-recognizer", [f"output_dir={tmp_path}", "model.sincos_position_init=0.5"])
+    model = RecognitionTask(config).build_model()
+    table = model.vision_model.embeddings.position_embedding.weight
+    torch.testing.assert_close(table[1:], 0.5 * sincos_position_codes(4, table.shape[1]))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sincos_position_codes(4, 6)

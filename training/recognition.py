@@ -7,6 +7,8 @@ YAML sections read here:
       from_clip: PATH_OR_ID     # ... or both towers from a transformers CLIP checkpoint ...
       from_pretrained: PATH     # ... or fine-tune a CLIP4STR folder
       config: {}                # Clip4StrConfig fields (charset, max_label_length, decoder_num_heads, ...)
+      sincos_position_init: 0.0 # > 0 (random initialisation only): start the ViT's position embeddings as
+                                # 2-D sine-cosine codes of this amplitude instead of noise
     processor:
       image_mean: [...]         # default: CLIP's mean/std, the official training normalisation
       image_std: [...]
@@ -72,6 +74,25 @@ def clip4str_parameter_groups(
     )
 
 
+def sincos_position_codes(grid: int, width: int) -> torch.Tensor:
+    """`(grid * grid, width)` 2-D sine-cosine position codes (MAE's), rows in patch order.
+
+    Why: from random initialisation, noise position embeddings give the decoder nothing smooth to align its
+    character queries with, and a from-scratch recognizer sits at its language-prior loss for thousands of
+    steps; smooth codes (half the channels for x, half for y) are a start it can learn from.
+    """
+    if width % 4:
+        raise ValueError(f"sine-cosine position codes need a width divisible by 4, got {width}")
+    frequencies = 1.0 / 10000 ** (torch.arange(width // 4, dtype=torch.float64) / (width // 4))
+    ys, xs = torch.meshgrid(
+        torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64), indexing="ij"
+    )
+    angles_x = xs.reshape(-1, 1) * frequencies
+    angles_y = ys.reshape(-1, 1) * frequencies
+    codes = torch.cat([angles_x.sin(), angles_x.cos(), angles_y.sin(), angles_y.cos()], dim=1)
+    return codes.float()
+
+
 class RecognitionTask:
     metric_name = "accuracy"
     greater_is_better = True
@@ -115,7 +136,13 @@ class RecognitionTask:
             return Clip4StrForSceneTextRecognition.from_pretrained(options["from_pretrained"], **overrides)
         if "from_clip" in options:
             return Clip4StrForSceneTextRecognition.from_clip(options["from_clip"], **overrides)
-        return Clip4StrForSceneTextRecognition(self.model_config)
+        model = Clip4StrForSceneTextRecognition(self.model_config)
+        if amplitude := float(options.get("sincos_position_init", 0.0)):
+            embeddings = model.vision_model.embeddings
+            codes = sincos_position_codes(int(embeddings.num_patches**0.5), embeddings.embed_dim)
+            with torch.no_grad():
+                embeddings.position_embedding.weight[1:] = amplitude * codes
+        return model
 
     def parameter_groups(self, model: torch.nn.Module, learning_rate: float) -> list[dict[str, Any]]:
         options = self.config.optimizer

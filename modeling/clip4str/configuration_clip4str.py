@@ -40,7 +40,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "vision": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "patch_size": 8},
         "text": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2},
         "projection_dim": 128,
-        "image_size": 96,
+        "image_size": 64,
         "decoder_num_heads": 4,
     },
     # ... and a few-second model for tests and smoke runs.
