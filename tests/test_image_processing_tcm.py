@@ -2,13 +2,20 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from safetensors.numpy import load_file
 
-from scenetext.processors.tcm import POST_PROCESSING_PRESETS, TcmImageProcessor, make_db_targets
+from scenetext.processors.tcm import (
+    POST_PROCESSING_PRESETS,
+    TcmImageProcessor,
+    extract_text_boundaries,
+    extract_text_boundaries_per_contour,
+    make_db_targets,
+)
 
 TARGET_KEYS = {
     "gt_shrink": "shrink_map",
@@ -79,6 +86,83 @@ def test_post_processing_matches_official(processor, fixtures_dir, map_index, se
         expected = np.asarray(boundary[:-1]).reshape(-1, 2)
         assert _same_outline(polygon.numpy(), expected, is_quad=setting.endswith("quad")), case["name"]
         assert score.item() == pytest.approx(boundary[-1], abs=1e-6)
+
+
+def _text_like_map(seed: int, height: int = 240, width: int = 320) -> np.ndarray:
+    """Blurred rotated word boxes, one ring with a hole, and speckle: contours of every kind, holes included."""
+    rng = np.random.default_rng(seed)
+    prob = np.zeros((height, width), dtype=np.float32)
+    for _ in range(12):
+        center = (float(rng.uniform(0, width)), float(rng.uniform(0, height)))
+        size = (float(rng.uniform(6, 90)), float(rng.uniform(3, 25)))
+        box = cv2.boxPoints((center, size, float(rng.uniform(-40, 40)))).astype(np.int32)
+        cv2.fillPoly(prob, [box], float(rng.uniform(0.3, 1.0)))
+    cv2.circle(prob, (width // 2, height // 2), 30, 0.9, thickness=8)
+    prob = cv2.GaussianBlur(prob, (5, 5), 1.5)
+    speckle = rng.random(prob.shape) < 0.01
+    prob[speckle] = rng.uniform(0, 1, int(speckle.sum()))
+    return prob
+
+
+def _random_map(seed: int, height: int = 160, width: int = 200) -> np.ndarray:
+    """Smoothed noise: hundreds of contours, nested ones included, many touching the border."""
+    noise = np.random.default_rng(seed).random((height, width), dtype=np.float32)
+    return cv2.GaussianBlur(noise, (0, 0), 1.2)
+
+
+@pytest.mark.parametrize("setting", sorted(POST_PROCESSING_PRESETS))
+@pytest.mark.parametrize("kind", ["text_like", "random"])
+def test_one_pass_scoring_gives_the_per_contour_boundaries(setting, kind):
+    settings = dict(POST_PROCESSING_PRESETS[setting])
+    for seed in range(3):
+        prob = _text_like_map(seed) if kind == "text_like" else _random_map(seed)
+        if kind == "random":
+            settings["threshold"] = 0.5  # the noise sits around 0.5: contours everywhere
+
+        ours = extract_text_boundaries(prob, **settings)
+        reference = extract_text_boundaries_per_contour(prob, **settings)
+
+        assert len(reference) > 0
+        assert len(ours) == len(reference)
+        for (points, score), (expected_points, expected_score) in zip(ours, reference, strict=True):
+            np.testing.assert_array_equal(points, expected_points)
+            assert score == pytest.approx(expected_score, abs=1e-6)
+
+
+def test_max_candidates_cuts_both_ways_alike():
+    prob = _random_map(0)
+    ours = extract_text_boundaries(prob, threshold=0.5, min_score=0, max_candidates=20)
+    reference = extract_text_boundaries_per_contour(prob, threshold=0.5, min_score=0, max_candidates=20)
+    assert 0 < len(ours) == len(reference) <= 21
+
+
+@pytest.mark.parametrize("num_workers", [None, 1, 3])
+def test_batch_post_processing_in_threads_equals_image_by_image(num_workers):
+    processor = TcmImageProcessor(
+        size={"shortest_edge": 240, "longest_edge": 1000}, post_processing="icdar2015"
+    )
+    maps = [_text_like_map(seed) for seed in range(4)] + [_random_map(9, 240, 320)]
+    sizes = [(480, 640), (240, 320), (120, 160), (240, 320), (240, 320)]
+
+    batched = processor.post_process_text_detection(
+        torch.from_numpy(np.stack(maps))[:, None], target_sizes=sizes, num_workers=num_workers
+    )
+
+    assert len(batched) == len(maps)
+    for prob, size, result in zip(maps, sizes, batched, strict=True):
+        (alone,) = processor.post_process_text_detection(torch.from_numpy(prob)[None], target_sizes=[size])
+        scale = np.array([size[1] / prob.shape[1], size[0] / prob.shape[0]])
+        expected = extract_text_boundaries_per_contour(prob, **POST_PROCESSING_PRESETS["icdar2015"])
+        assert len(result["polygons"]) == len(alone["polygons"]) == len(expected)
+        for polygon, (points, _) in zip(result["polygons"], expected, strict=True):
+            np.testing.assert_allclose(polygon.numpy(), points * scale, rtol=0, atol=1e-4)
+        torch.testing.assert_close(result["scores"], alone["scores"], rtol=0, atol=0)
+        torch.testing.assert_close(result["boxes"], alone["boxes"], rtol=0, atol=0)
+
+
+def test_num_workers_must_be_positive(processor):
+    with pytest.raises(ValueError, match="num_workers"):
+        processor.post_process_text_detection(torch.zeros(1, 32, 32), num_workers=0)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -175,6 +175,62 @@ def test_bf16_autocast_forward_and_loss():
     assert (outputs.prob_map.float() - reference).abs().max() < 0.05
 
 
+def model_with_trained_batch_norms() -> TcmForSceneTextDetection:
+    """The tiny model with batch-norm statistics away from their identity initialisation, so that folding
+    them into the convolutions is not a no-op."""
+    model = tiny_model()
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            channels = module.num_features
+            module.running_mean.copy_(torch.rand(channels, generator=generator) - 0.5)
+            module.running_var.copy_(torch.rand(channels, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(channels, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.rand(channels, generator=generator) * 0.4 - 0.2)
+    return model.eval()
+
+
+def test_fast_inference_matches_the_official_order_of_work():
+    model = model_with_trained_batch_norms()
+    pixels = torch.randn(2, 3, 96, 128)
+    with torch.no_grad():
+        fast = model(pixels)
+        model.set_fast_inference(False)
+        reference = model(pixels)
+    assert fast.prob_map.shape == reference.prob_map.shape == (2, 1, 96, 128)
+    for key in ("prob_map", "thresh_map", "binary_map", "matching_map", "text_embeddings"):
+        torch.testing.assert_close(fast[key], reference[key], atol=1e-4, rtol=0, msg=key)
+    # the folding replaced no module: parameter names, and so checkpoints, are timm's and mmocr's
+    assert "image_encoder.trunk.stem.conv1.bn.running_var" in model.state_dict()
+    assert "head.binarize.4.running_mean" in model.state_dict()
+
+
+def test_batch_norms_are_folded_only_in_eval_mode():
+    model = model_with_trained_batch_norms().train()
+    pixels = torch.randn(2, 3, 64, 64)
+    labels = rectangle_labels(2, 64, 64)
+    torch.manual_seed(0)
+    fast = model(pixels, labels=labels)
+    model.set_fast_inference(False)
+    torch.manual_seed(0)
+    reference = model(pixels, labels=labels)
+    torch.testing.assert_close(fast.loss, reference.loss, atol=1e-4, rtol=1e-5)
+    fast.loss.backward()
+    assert model.head.binarize[1].weight.grad is not None  # the batch norm itself ran, with batch statistics
+
+
+def test_probability_map_alone_skips_the_threshold_branch():
+    model = model_with_trained_batch_norms()
+    pixels = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        full = model(pixels)
+        prob_only = model(pixels, output_threshold_maps=False)
+    assert prob_only.thresh_map is None and prob_only.binary_map is None
+    torch.testing.assert_close(prob_only.prob_map, full.prob_map, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="output_threshold_maps"):
+        model(pixels, labels=rectangle_labels(1, 64, 96), output_threshold_maps=False)
+
+
 def test_save_load_round_trip_gives_identical_outputs(tmp_path):
     model = tiny_model().eval()
     model.save_pretrained(tmp_path)

@@ -30,10 +30,10 @@ from transformers.utils import ModelOutput
 from .configuration_tcm import TcmConfig
 
 try:
-    from timm.layers import AttentionPool2d
+    from timm.layers import AttentionPool2d, ConvNormAct
     from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg
 except ImportError:  # only building the image encoder needs timm; it raises a clear error there
-    AttentionPool2d = ByobNet = None
+    AttentionPool2d = ByobNet = ConvNormAct = None
 
 # Keys of the DB targets that `forward(labels=...)` reads; the TCM image processor's `prepare_targets`
 # produces exactly these, each a float tensor (batch, height, width) at the input resolution.
@@ -91,6 +91,47 @@ def _require_timm() -> None:
         )
 
 
+def batch_norm_scale_shift(norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (scale, shift) with which an eval-mode batch norm maps x to x * scale + shift."""
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale
+    if norm.bias is not None:
+        shift = shift + norm.bias
+    return scale, shift
+
+
+def can_fold_batch_norm(norm: nn.Module) -> bool:
+    """Whether `norm` is a batch norm that, in eval mode, applies its running statistics (a fixed affine map)."""
+    return isinstance(norm, nn.BatchNorm2d) and norm.running_mean is not None and norm.running_var is not None
+
+
+class TcmFoldingConvNormAct(ConvNormAct if ConvNormAct is not None else nn.Module):
+    """timm's conv -> batch norm (+ activation) block that, in eval mode, runs the batch norm folded into the
+    convolution's weights and bias: one pass over the feature map instead of two. The parameters and their
+    names stay those of timm's block (checkpoints and training are unchanged); the folded weights are computed
+    at every call, which costs a pass over the weights, not over the activations."""
+
+    fold_batch_norm: bool = True
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        conv, norm = self.conv, self.bn
+        if (
+            self.training
+            or not self.fold_batch_norm
+            or type(conv) is not nn.Conv2d
+            or not can_fold_batch_norm(norm)
+        ):
+            return super().forward(hidden)
+        scale, shift = batch_norm_scale_shift(norm)
+        bias = shift if conv.bias is None else conv.bias * scale + shift
+        hidden = conv._conv_forward(hidden, conv.weight * scale[:, None, None, None], bias)
+        hidden = norm.act(norm.drop(hidden))
+        anti_alias = getattr(self, "aa", None)
+        return hidden if anti_alias is None else anti_alias(hidden)
+
+
 def clip_resnet_model_config(config: TcmConfig) -> ByoModelCfg:
     """timm's `resnet50_clip` architecture at the sizes of `config`: 3-conv stem, average-pool anti-aliasing
     after the strided 3x3 convolution and average-pool downsampling shortcuts, as in OpenAI's
@@ -122,6 +163,10 @@ class TcmImageEncoder(nn.Module):
         self.trunk = ByobNet(
             clip_resnet_model_config(config), num_classes=0, global_pool="", in_chans=config.num_channels
         )
+        # Same parameters, eval-mode batch-norm folding (see TcmFoldingConvNormAct).
+        for module in self.trunk.modules():
+            if type(module) is ConvNormAct:
+                module.__class__ = TcmFoldingConvNormAct
         grid = config.input_resolution // 32
         self.attention_pool = AttentionPool2d(
             config.stage_channels[3],
@@ -277,19 +322,43 @@ class TcmFpnc(nn.Module):
         return torch.cat(smoothed, dim=1)
 
 
-def _db_branch(in_channels: int) -> nn.Sequential:
-    """3x3 conv, then two stride-2 transposed convs back to the input resolution, ending in a sigmoid."""
-    hidden = in_channels // 4
-    return nn.Sequential(
-        nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False),
-        nn.BatchNorm2d(hidden),
-        nn.ReLU(inplace=True),
-        nn.ConvTranspose2d(hidden, hidden, 2, 2),
-        nn.BatchNorm2d(hidden),
-        nn.ReLU(inplace=True),
-        nn.ConvTranspose2d(hidden, 1, 2, 2),
-        nn.Sigmoid(),
-    )
+class TcmDbBranch(nn.Sequential):
+    """One DB head branch: 3x3 conv, then two stride-2 transposed convs back to the input resolution, ending in
+    a sigmoid. In eval mode both batch norms run folded into the convolution before them (the module layout,
+    and so the checkpoint keys, stay mmocr's `Sequential`)."""
+
+    fold_batch_norm: bool = True
+
+    def __init__(self, in_channels: int):
+        hidden = in_channels // 4
+        super().__init__(
+            nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(hidden, hidden, 2, 2),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(hidden, 1, 2, 2),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        conv, conv_norm, _, upsample, upsample_norm, _, last_upsample, _ = self
+        if (
+            self.training
+            or not self.fold_batch_norm
+            or not all(map(can_fold_batch_norm, (conv_norm, upsample_norm)))
+        ):
+            return super().forward(features)
+        scale, shift = batch_norm_scale_shift(conv_norm)
+        # in-place ReLUs as in the unfolded branch: a fresh map at half the input resolution is ~120 MB at
+        # the ICDAR2015 test scale, and the allocator hands such blocks back to the OS, to be page-faulted in again
+        hidden = conv._conv_forward(features, conv.weight * scale[:, None, None, None], shift).relu_()
+        # a transposed convolution's weight is (in, out, kh, kw): the batch norm scales its output channels
+        scale, shift = batch_norm_scale_shift(upsample_norm)
+        bias = shift if upsample.bias is None else upsample.bias * scale + shift
+        hidden = F.conv_transpose2d(hidden, upsample.weight * scale[None, :, None, None], bias, stride=2)
+        return torch.sigmoid(last_upsample(hidden.relu_()))
 
 
 class TcmDbHead(nn.Module):
@@ -298,11 +367,15 @@ class TcmDbHead(nn.Module):
     def __init__(self, in_channels: int, k: float):
         super().__init__()
         self.k = k
-        self.binarize = _db_branch(in_channels)
-        self.threshold = _db_branch(in_channels)
+        self.binarize = TcmDbBranch(in_channels)
+        self.threshold = TcmDbBranch(in_channels)
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, features: torch.Tensor, output_threshold_maps: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         prob_map = self.binarize(features)
+        if not output_threshold_maps:
+            return prob_map, None, None
         thresh_map = self.threshold(features)
         return prob_map, thresh_map, torch.sigmoid(self.k * (prob_map - thresh_map))
 
@@ -524,7 +597,14 @@ class TcmPreTrainedModel(PreTrainedModel):
 
 
 class TcmForSceneTextDetection(TcmPreTrainedModel):
-    """TCM with a DBNet head: per-pixel text probability, threshold and binary maps."""
+    """TCM with a DBNet head: per-pixel text probability, threshold and binary maps.
+
+    Inference runs its convolutions channels-last on CPU and, in eval mode, with the batch norms folded into
+    the convolutions; `set_fast_inference(False)` runs the official way (outputs agree within float rounding).
+    """
+
+    # Not a config field: it changes how, not what, the model computes (see `set_fast_inference`).
+    channels_last: bool = True
 
     def __init__(self, config: TcmConfig):
         super().__init__(config)
@@ -555,6 +635,15 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
         self.neck = TcmFpnc(neck_in, config.neck_lateral_channels, config.neck_out_channels)
         self.head = TcmDbHead(4 * config.neck_out_channels, config.db_k)
         self.post_init()
+
+    def set_fast_inference(self, enabled: bool = True) -> None:
+        """Switch the speed measures on (the default) or off: channels-last convolutions on CPU and eval-mode
+        batch norms folded into the convolution before them. Off is the official order of work, kept for
+        benchmarks and tests; both give the same maps within float rounding (1e-4)."""
+        self.channels_last = enabled
+        for module in self.modules():
+            if isinstance(module, TcmFoldingConvNormAct | TcmDbBranch):
+                module.fold_batch_norm = enabled
 
     def _freeze_text_encoder_if_configured(self) -> None:
         # TCM trains with the text tower's learning rate at 0; gradients still flow through it to the contexts
@@ -666,6 +755,7 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
         pixel_values: torch.Tensor,
         labels: Mapping[str, torch.Tensor] | None = None,
         return_dict: bool | None = None,
+        output_threshold_maps: bool = True,
     ) -> TcmOutput | tuple[torch.Tensor, ...]:
         r"""
         pixel_values (`torch.Tensor` of shape `(batch, num_channels, height, width)`):
@@ -673,10 +763,22 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
         labels (`Mapping[str, torch.Tensor]`, *optional*):
             DB targets `shrink_map`, `shrink_mask`, `threshold_map`, `threshold_mask`, each (batch, height,
             width) at the input resolution; `shrink_map` values > 0 count as text.
+        output_threshold_maps (`bool`, *optional*, defaults to `True`):
+            Compute `thresh_map` and `binary_map`. DB post-processing reads only `prob_map`, so detection
+            skips the threshold branch (half of the head's work); the loss needs it.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         self._check_pixel_values(pixel_values)
+        if labels is not None and not output_threshold_maps:
+            raise ValueError(
+                "`labels` need the threshold maps for the loss; pass output_threshold_maps=True."
+            )
         pixel_values = pixel_values.to(self.contexts.dtype)
+        channels_last = self.channels_last and pixel_values.device.type == "cpu"
+        if channels_last:
+            # oneDNN's convolutions, transposed convolutions and pooling run faster on NHWC than NCHW on CPU
+            # (benchmarks/detector.py); every later feature map follows the input's layout.
+            pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
 
         encoded = self.image_encoder(pixel_values)
         text_embeddings, matching_map = self.match_text(encoded.global_embedding, encoded.pixel_embeddings)
@@ -687,8 +789,12 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
             stage_matching = F.interpolate(
                 matching_map, size=stage.shape[-2:], mode="bilinear", align_corners=False
             )
-        features[self.config.matching_stage_index] = torch.cat([stage, stage_matching.to(stage.dtype)], dim=1)
-        prob_map, thresh_map, binary_map = self.head(self.neck(features))
+        fused = torch.cat([stage, stage_matching.to(stage.dtype)], dim=1)
+        # cat falls back to the default layout for the one-channel map; the neck and head would follow it
+        features[self.config.matching_stage_index] = (
+            fused.contiguous(memory_format=torch.channels_last) if channels_last else fused
+        )
+        prob_map, thresh_map, binary_map = self.head(self.neck(features), output_threshold_maps)
 
         losses = {}
         if labels is not None:

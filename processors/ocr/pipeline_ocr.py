@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -122,7 +123,12 @@ class OcrPipeline(Pipeline):
         images = model_inputs["image"]
         images = images if isinstance(images, list) else [images]
         batch = self.image_processor(images)
-        outputs = self.model(batch["pixel_values"].to(self.device, self.dtype))
+        pixel_values = batch["pixel_values"].to(self.device, self.dtype)
+        if "output_threshold_maps" in inspect.signature(self.model.forward).parameters:
+            # DB post-processing reads only the probability map: skip the threshold branch when the model can
+            outputs = self.model(pixel_values, output_threshold_maps=False)
+        else:
+            outputs = self.model(pixel_values)
         detections = self.image_processor.post_process_text_detection(
             outputs.prob_map.float(),
             target_sizes=batch["original_sizes"],

@@ -1,6 +1,11 @@
 """TCM text detection: image processor (resize / normalise / pad, DB targets, DB post-processing)."""
 
-from .db_geometry_tcm import DbTargets, extract_text_boundaries, make_db_targets
+from .db_geometry_tcm import (
+    DbTargets,
+    extract_text_boundaries,
+    extract_text_boundaries_per_contour,
+    make_db_targets,
+)
 from .image_processing_tcm import POST_PROCESSING_PRESETS, TEST_SIZES, TcmImageProcessor
 
 __all__ = [
@@ -9,5 +14,6 @@ __all__ = [
     "DbTargets",
     "TcmImageProcessor",
     "extract_text_boundaries",
+    "extract_text_boundaries_per_contour",
     "make_db_targets",
 ]

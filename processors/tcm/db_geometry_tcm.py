@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -252,6 +253,32 @@ def _mean_inside(prob_map: np.ndarray, points: np.ndarray) -> float:
     return cv2.mean(prob_map[y_min : y_max + 1, x_min : x_max + 1], mask)[0]
 
 
+def _mean_inside_each(prob_map: np.ndarray, polygons: list[np.ndarray]) -> list[float]:
+    """`_mean_inside` of every polygon, with the per-polygon Python and allocation work taken out.
+
+    The polygons are contour points, so they lie inside the map and their bounding boxes need no clipping; all
+    boxes come from one pass over the concatenated points. Each polygon is filled into one shared scratch mask
+    at its own place (a fill is translation-invariant, so the pixels are those of the official box-local mask),
+    averaged over its box with OpenCV and wiped again. A single labelled image for all polygons at once (one
+    fill each, one weighted bincount) would be exact too when fills that overlap -- holes inside their outer
+    contour -- go to separate layers, but measured 3x slower at 1024x1824: the whole-image count costs more
+    than the few dozen boxes of a text image.
+    """
+    if not polygons:
+        return []
+    vertices = np.concatenate(polygons)
+    starts = np.cumsum([0] + [len(points) for points in polygons[:-1]])
+    corners = np.hstack([np.minimum.reduceat(vertices, starts), np.maximum.reduceat(vertices, starts) + 1])
+    scratch = np.zeros(prob_map.shape, dtype=np.uint8)
+    scores = []
+    for points, (x_min, y_min, x_end, y_end) in zip(polygons, corners.tolist(), strict=True):
+        cv2.fillPoly(scratch, [points], 1)
+        window = scratch[y_min:y_end, x_min:x_end]
+        scores.append(cv2.mean(prob_map[y_min:y_end, x_min:x_end], window)[0])
+        window[:] = 0
+    return scores
+
+
 def _unclip(points: np.ndarray, unclip_ratio: float) -> np.ndarray | None:
     """The kernel grown back to the text region: offset outwards by A * unclip_ratio / L (DBNet's unclip).
 
@@ -266,7 +293,54 @@ def _unclip(points: np.ndarray, unclip_ratio: float) -> np.ndarray | None:
     outlines = clipper.Execute(distance)
     if len(outlines) != 1:
         return None
-    return np.asarray(outlines[0], dtype=np.int32)
+    # Round joins give outlines of hundreds of points; reading the flat coordinates is about twice as fast
+    # as converting the nested lists.
+    outline = outlines[0]
+    return np.fromiter(chain.from_iterable(outline), dtype=np.int32, count=2 * len(outline)).reshape(-1, 2)
+
+
+def _text_contours(prob_map: np.ndarray, threshold: float, max_candidates: int) -> tuple[np.ndarray, list]:
+    """The validated map and the contours the official loop examines: every contour of `prob_map > threshold`
+    (RETR_LIST: holes included), at most `max_candidates` + 1 -- the official loop stops only after index
+    `max_candidates`."""
+    require_geometry_backends()
+    prob_map = np.ascontiguousarray(prob_map, dtype=np.float32)
+    if prob_map.ndim != 2:
+        raise ValueError(f"expected an (H, W) probability map, got shape {prob_map.shape}")
+    # findContours reads any non-zero byte as foreground, so the boolean mask is used as bytes, uncopied.
+    text_mask = np.greater(prob_map, threshold).view(np.uint8)
+    contours, _ = cv2.findContours(text_mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    return prob_map, list(contours[: max_candidates + 1])
+
+
+def _simplify(contour: np.ndarray, approx_ratio: float) -> np.ndarray | None:
+    """Douglas-Peucker at `approx_ratio` x the perimeter (0 keeps the contour) as (K, 2) points; None below 4
+    points (simplification never adds points, so a shorter contour is dropped before)."""
+    if len(contour) < 4:
+        return None
+    if approx_ratio > 0:
+        contour = cv2.approxPolyDP(contour, approx_ratio * cv2.arcLength(contour, True), True)
+    points = contour.reshape(-1, 2)
+    return points if len(points) >= 4 else None
+
+
+def _boundary(points: np.ndarray, box_type: str, unclip_ratio: float, min_size: float) -> np.ndarray | None:
+    """The unclipped region of one kept kernel: its minimum-area rectangle for quads (None unless the shorter
+    side is above `min_size`), its outline for polygons (None below 4 points)."""
+    region = _unclip(points, unclip_ratio)
+    if region is None:
+        return None
+    if box_type == "quad":
+        rectangle = cv2.minAreaRect(region)
+        if min(rectangle[1]) <= min_size:
+            return None
+        return cv2.boxPoints(rectangle).astype(np.float64)
+    return region.astype(np.float64) if len(region) >= 4 else None
+
+
+def _check_box_type(box_type: str) -> None:
+    if box_type not in ("quad", "poly"):
+        raise ValueError(f"box_type must be 'quad' or 'poly', got {box_type!r}")
 
 
 def extract_text_boundaries(
@@ -288,36 +362,48 @@ def extract_text_boundaries(
     side is not above `min_size`; `"poly"` returns the unclipped outline (at least 4 points; `min_size` does
     not apply, as in TCM's released settings). At most `max_candidates` + 1 contours are examined: the
     official loop stops only after index `max_candidates`.
-    """
-    require_geometry_backends()
-    if box_type not in ("quad", "poly"):
-        raise ValueError(f"box_type must be 'quad' or 'poly', got {box_type!r}")
-    prob_map = np.ascontiguousarray(prob_map, dtype=np.float32)
-    if prob_map.ndim != 2:
-        raise ValueError(f"expected an (H, W) probability map, got shape {prob_map.shape}")
-    text_mask = (prob_map > threshold).astype(np.uint8) * 255
-    contours, _ = cv2.findContours(text_mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
 
+    Gives exactly the boundaries and scores of `extract_text_boundaries_per_contour` (the official loop),
+    with the scores of all candidates computed in one pass (`_mean_inside_each`).
+    """
+    _check_box_type(box_type)
+    prob_map, contours = _text_contours(prob_map, threshold, max_candidates)
+    candidates = [
+        points for points in (_simplify(contour, approx_ratio) for contour in contours) if points is not None
+    ]
     boundaries = []
-    for contour in contours[: max_candidates + 1]:
-        if len(contour) < 4:
-            continue  # simplification never adds points: it cannot reach 4 any more
-        if approx_ratio > 0:
-            contour = cv2.approxPolyDP(contour, approx_ratio * cv2.arcLength(contour, True), True)
-        points = contour.reshape(-1, 2)
-        if len(points) < 4:
+    for points, score in zip(candidates, _mean_inside_each(prob_map, candidates), strict=True):
+        if score < min_score:
+            continue
+        boundary = _boundary(points, box_type, unclip_ratio, min_size)
+        if boundary is not None:
+            boundaries.append((boundary, score))
+    return boundaries
+
+
+def extract_text_boundaries_per_contour(
+    prob_map: np.ndarray,
+    threshold: float = 0.3,
+    box_type: str = "quad",
+    unclip_ratio: float = 1.5,
+    min_score: float = 0.3,
+    min_size: float = 5,
+    max_candidates: int = 3000,
+    approx_ratio: float = 0.01,
+) -> list[tuple[np.ndarray, float]]:
+    """`extract_text_boundaries` in the official order of work: one contour at a time, each scored on a mask
+    of its own bounding box. Kept as the reference for tests and the detector benchmark's baseline."""
+    _check_box_type(box_type)
+    prob_map, contours = _text_contours(prob_map, threshold, max_candidates)
+    boundaries = []
+    for contour in contours:
+        points = _simplify(contour, approx_ratio)
+        if points is None:
             continue
         score = _mean_inside(prob_map, points)
         if score < min_score:
             continue
-        region = _unclip(points, unclip_ratio)
-        if region is None:
-            continue
-        if box_type == "quad":
-            rectangle = cv2.minAreaRect(region)
-            if min(rectangle[1]) <= min_size:
-                continue
-            boundaries.append((cv2.boxPoints(rectangle).astype(np.float64), score))
-        elif len(region) >= 4:
-            boundaries.append((region.astype(np.float64), score))
+        boundary = _boundary(points, box_type, unclip_ratio, min_size)
+        if boundary is not None:
+            boundaries.append((boundary, score))
     return boundaries

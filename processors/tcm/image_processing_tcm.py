@@ -4,7 +4,9 @@ DBNet training targets, and DB post-processing back to the original image's pixe
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import numpy as np
@@ -88,6 +90,13 @@ TEST_SIZES: dict[str, dict[str, int]] = {
 # PIL modes holding more than 8 bits per pixel; Pillow's own RGB conversion would clip them at 255. Pillow
 # opens 16-bit PNG/TIFF as "I;16*" (older versions as "I").
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _available_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS reports it, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _require_cv2() -> None:
@@ -469,6 +478,7 @@ class TcmImageProcessor(BaseImageProcessor):
         approx_ratio: float | None = None,
         preset: str | None = None,
         resized_sizes: Sequence[Sequence[int]] | torch.Tensor | None = None,
+        num_workers: int | None = None,
     ) -> list[dict[str, Any]]:
         """Text regions from the detector's probability map, per image.
 
@@ -483,6 +493,8 @@ class TcmImageProcessor(BaseImageProcessor):
             resized_sizes: (height, width) each image had in `pixel_values` before padding; by default the
                 processor's own resize of `target_sizes` (pass the `resized_sizes` the processor returned if
                 you changed `size` at call time).
+            num_workers: threads post-processing the images of a batch side by side (OpenCV releases the
+                GIL); default one per image up to the CPUs this process may use, 1 for no threads.
 
         Returns:
             per image `{"scores": (N,) float32, "polygons": list of (K, 2) float32 tensors,
@@ -513,8 +525,7 @@ class TcmImageProcessor(BaseImageProcessor):
         # Contours and scores are CPU work (OpenCV): move the whole batch of maps once.
         prob_map = prob_map.detach().float().cpu().numpy()
 
-        results = []
-        for index in range(batch_size):
+        def image_detections(index: int) -> dict[str, Any]:
             image_map = prob_map[index]
             scale = np.ones(2)
             if target_sizes is not None:
@@ -524,8 +535,15 @@ class TcmImageProcessor(BaseImageProcessor):
                 scale = np.array([width / new_width, height / new_height])
             boundaries = extract_text_boundaries(image_map, **settings)
             image_size = None if target_sizes is None else target_sizes[index]
-            results.append(self._to_original_pixels(boundaries, scale, image_size))
-        return results
+            return self._to_original_pixels(boundaries, scale, image_size)
+
+        if num_workers is not None and num_workers < 1:
+            raise ValueError(f"num_workers must be >= 1, got {num_workers}")
+        workers = min(batch_size, num_workers or _available_cpus())
+        if workers == 1:
+            return [image_detections(index) for index in range(batch_size)]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(image_detections, range(batch_size)))
 
     @staticmethod
     def _to_original_pixels(
