@@ -566,12 +566,19 @@ class Clip4StrPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        # Decoders as PARSeq initialises them (truncated normal, std 0.02); CLIP towers keep CLIP's own init.
+        # Decoders as PARSeq initialises them (truncated normal, std 0.02); CLIP towers keep CLIP's own init, and
+        # so do the projections into the joint space (std width^-0.5): at 0.02 they would shrink the decoders'
+        # memory several times below unit scale and starve a from-scratch model of image signal.
         std = self.config.initializer_range
         if isinstance(module, nn.Linear):
-            init.trunc_normal_(module.weight, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
+            if module is getattr(self, "visual_projection", None):
+                init.normal_(module.weight, std=self.config.vision_config.hidden_size**-0.5)
+            elif module is getattr(self, "text_projection", None):
+                init.normal_(module.weight, std=self.config.text_config.hidden_size**-0.5)
+            else:
+                init.trunc_normal_(module.weight, std=std)
+                if module.bias is not None:
+                    init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             init.trunc_normal_(module.weight, std=std)
         elif isinstance(module, nn.LayerNorm):
@@ -584,11 +591,6 @@ class Clip4StrPreTrainedModel(PreTrainedModel):
             merges_file = _installed_openai_merges_file()
             if merges_file is not None and not getattr(module.bpe_pair_keys, "_is_hf_initialized", False):
                 module.load_merges(*read_openai_clip_merges(merges_file))
-        elif isinstance(module, Clip4StrForSceneTextRecognition):
-            vision_width = self.config.vision_config.hidden_size
-            text_width = self.config.text_config.hidden_size
-            init.normal_(module.visual_projection.weight, std=vision_width**-0.5)
-            init.normal_(module.text_projection.weight, std=text_width**-0.5)
 
 
 class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
