@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 import shapely
 import torch
+from datasets import IterableDataset
 from datasets.distributed import split_dataset_by_node
 from shapely.geometry import Polygon
 
+from scenetext.training.data import synthetic
 from scenetext.training.data.synthetic import (
     SyntheticSceneConfig,
     SyntheticWordConfig,
@@ -15,6 +17,7 @@ from scenetext.training.data.synthetic import (
 )
 from scenetext.training.data.synthetic_text import TextSampling
 from scenetext.training.data.text_rendering import Font, available_fonts, render_text_mask
+from scenetext.training.loop import train_stream
 
 # Flat backgrounds and no camera effects: every changed pixel is ink, so the ground truth can be checked.
 PLAIN_SCENES = SyntheticSceneConfig(
@@ -148,3 +151,27 @@ def test_invalid_settings_are_rejected_with_the_field_name():
         synthetic_word_dataset(4, seed=-1)
     with pytest.raises(FileNotFoundError, match="font file not found"):
         available_fonts(["/no/such/font.ttf"])
+
+
+def test_a_stream_started_later_continues_exactly_without_rendering_the_skipped_samples(monkeypatch):
+    full = [s["label"] for s in synthetic_word_dataset(23, seed=4, samples_per_shard=5)]
+    rendered = []
+    render = synthetic.render_word_sample
+    monkeypatch.setattr(
+        synthetic, "render_word_sample", lambda index, *a: rendered.append(index) or render(index, *a)
+    )
+    for start in (0, 7, 10, 22, 23):
+        rendered.clear()
+        labels = [s["label"] for s in synthetic_word_dataset(23, seed=4, samples_per_shard=5, start=start)]
+        assert labels == full[start:]
+        assert rendered == list(range(start, 23))
+
+
+def test_train_stream_starts_other_sources_after_the_consumed_examples():
+    def build_source(spec, where):
+        return IterableDataset.from_generator(lambda: ({"label": str(i)} for i in range(12)))
+
+    for buffer in (0, 4):
+        data = {"train": {"source": "lmdb"}, "shuffle_buffer": buffer}
+        full = [s["label"] for s in train_stream(data, build_source, seed=1)]
+        assert [s["label"] for s in train_stream(data, build_source, seed=1, start=5)] == full[5:]

@@ -160,8 +160,8 @@ class DetectionTask:
             return hub_detection_dataset(spec.pop("dataset"), corrupt_records=self.corrupt_records, **spec)
         raise ValueError(f"{where}.source must be synthetic, icdar, jsonl or hub, got {source!r}")
 
-    def train_dataset(self) -> IterableDataset:
-        return train_stream(self.data, self._source, self.config.seed)
+    def train_dataset(self, start: int = 0) -> IterableDataset:
+        return train_stream(self.data, self._source, self.config.seed, start)
 
     def collate(self, samples: list[dict], seed: int) -> dict[str, Any] | None:
         """Augmentation seeded by (seed, sample) -- crops of one size, not resized again -- then DB targets.

@@ -8,8 +8,9 @@ Devices, mixed precision, DDP and gradient accumulation come from Accelerate. A 
 - TensorBoard logs through Accelerate's trackers.
 
 Exact resumption: the data stream is a pure function of the seed and the epoch (DataLoader generator seeded per
-epoch, augmentation seeded per sample by the task), so a resumed run re-creates the epoch's stream and skips the
-micro-batches it had consumed; model-side randomness (dropout, permutations) continues from the saved RNG states.
+epoch, augmentation seeded per sample by the task), so a resumed run re-creates the epoch's stream from its first
+unconsumed example (see `Trainer._batches`); model-side randomness (dropout, permutations) continues from the
+saved RNG states.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ class TrainingTask(Protocol):
 
     def build_model(self) -> torch.nn.Module: ...
 
-    def train_dataset(self) -> IterableDataset: ...
+    def train_dataset(self, start: int = 0) -> IterableDataset:
+        """The training stream, beginning at its example `start` (resuming an epoch)."""
+        ...
 
     def collate(self, samples: list[dict], seed: int) -> dict[str, Any]:
         """Batch raw samples; any randomness (augmentation) must derive from `seed` and the samples alone."""
@@ -98,14 +101,24 @@ class TrainingSummary:
 
 
 def train_stream(
-    data: dict[str, Any], build_source: Callable[[dict[str, Any], str], IterableDataset], seed: int
+    data: dict[str, Any],
+    build_source: Callable[[dict[str, Any], str], IterableDataset],
+    seed: int,
+    start: int = 0,
 ) -> IterableDataset:
-    """The `data.train` source of a task config, shuffled through a buffer when `data.shuffle_buffer` > 0."""
+    """The `data.train` source of a task config, shuffled through a buffer when `data.shuffle_buffer` > 0,
+    beginning at example `start` of the stream (resuming): synthetic sources start there without rendering
+    what comes before; other sources skip examples before they are decoded, augmented or collated."""
     if "train" not in data:
         raise ValueError("the training config needs data.train")
-    dataset = build_source(data["train"], "data.train")
+    spec = data["train"]
     buffer = int(data.get("shuffle_buffer", 0))
-    return dataset.shuffle(seed=seed, buffer_size=buffer) if buffer > 0 else dataset
+    if start and buffer == 0 and spec.get("source") == "synthetic":
+        return build_source({**spec, "start": start}, "data.train")
+    dataset = build_source(spec, "data.train")
+    if buffer > 0:
+        dataset = dataset.shuffle(seed=seed, buffer_size=buffer)
+    return dataset.skip(start) if start else dataset
 
 
 def sample_seed(sample: dict[str, Any], seed: int) -> int:
@@ -249,11 +262,25 @@ class Trainer:
 
     # -- data ----------------------------------------------------------------------------------------------
 
-    def _batches(self, dataset: IterableDataset) -> Iterator[dict[str, Any]]:
-        """Micro-batches forever, epoch after epoch, starting where `self.progress` says."""
+    def _batches(self) -> Iterator[dict[str, Any]]:
+        """Micro-batches forever, epoch after epoch, starting where `self.progress` says.
+
+        A resumed epoch of a single stream (one process, at most one DataLoader worker) starts the dataset at
+        the first unconsumed example, so resuming costs no data work. With several workers or processes the
+        batches interleave across streams, so the epoch is replayed from its start and the consumed
+        micro-batches are dropped (exact, but it re-reads and re-collates them)."""
         config = self.config
+        accelerator = self.accelerator
+        single_stream = config.num_workers <= 1 and accelerator.num_processes == 1
         while True:
             epoch = self.progress.epoch
+            already_consumed = self.progress.batches_in_epoch
+            start = already_consumed * config.batch_size if single_stream else 0
+            dataset = self.task.train_dataset(start=start)
+            if accelerator.num_processes > 1:
+                dataset = split_dataset_by_node(dataset, accelerator.process_index, accelerator.num_processes)
+            if start:
+                already_consumed = 0
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(epoch)
             loader = DataLoader(
@@ -265,14 +292,14 @@ class Trainer:
                 worker_init_fn=_seed_worker,
                 persistent_workers=False,
             )
-            already_consumed = self.progress.batches_in_epoch
             produced = 0
             for index, batch in enumerate(loader):
                 produced += 1
                 if index < already_consumed:
                     continue
                 yield batch
-            if produced == 0:
+            # A resumed epoch that had been consumed to its end yields nothing; a fresh one must yield.
+            if produced == 0 and not start:
                 raise ValueError(
                     "the training dataset produced no batch (empty dataset or every sample skipped)"
                 )
@@ -356,10 +383,7 @@ class Trainer:
             accelerator.is_main_process,
         )
 
-        dataset = task.train_dataset()
-        if accelerator.num_processes > 1:
-            dataset = split_dataset_by_node(dataset, accelerator.process_index, accelerator.num_processes)
-        batches = self._batches(dataset)
+        batches = self._batches()
         model.train()
         started = time.time()
         bar = tqdm(

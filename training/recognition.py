@@ -188,8 +188,8 @@ class RecognitionTask:
             )
         raise ValueError(f"{where}.source must be synthetic, lmdb or hub, got {source!r}")
 
-    def train_dataset(self) -> IterableDataset:
-        return train_stream(self.data, self._source, self.config.seed)
+    def train_dataset(self, start: int = 0) -> IterableDataset:
+        return train_stream(self.data, self._source, self.config.seed, start)
 
     def collate(self, samples: list[dict], seed: int) -> dict[str, torch.Tensor] | None:
         """Official label preprocessing, augmentation seeded by (seed, sample), then the processor."""

@@ -172,14 +172,19 @@ def render_scene_sample(index: int, seed: int = 0, config: SyntheticSceneConfig 
 
 
 def synthetic_word_dataset(
-    num_samples: int, seed: int = 0, config: SyntheticWordConfig | None = None, samples_per_shard: int = 1000
+    num_samples: int,
+    seed: int = 0,
+    config: SyntheticWordConfig | None = None,
+    samples_per_shard: int = 1000,
+    start: int = 0,
 ) -> IterableDataset:
-    """A stream of ``num_samples`` synthetic word crops (`RECOGNITION_FEATURES`), sharded by index ranges."""
+    """A stream of ``num_samples`` synthetic word crops (`RECOGNITION_FEATURES`), sharded by index ranges;
+    ``start`` begins the stream at that sample without rendering the ones before it (resuming a run)."""
     return IterableDataset.from_generator(
         _generate_words,
         features=RECOGNITION_FEATURES,
         gen_kwargs={
-            "shards": _index_ranges(num_samples, samples_per_shard),
+            "shards": _index_ranges(num_samples, samples_per_shard, start),
             "seed": _check_seed(seed),
             "config": config or SyntheticWordConfig(),
         },
@@ -187,14 +192,19 @@ def synthetic_word_dataset(
 
 
 def synthetic_scene_dataset(
-    num_samples: int, seed: int = 0, config: SyntheticSceneConfig | None = None, samples_per_shard: int = 64
+    num_samples: int,
+    seed: int = 0,
+    config: SyntheticSceneConfig | None = None,
+    samples_per_shard: int = 64,
+    start: int = 0,
 ) -> IterableDataset:
-    """A stream of ``num_samples`` synthetic scenes (`DETECTION_FEATURES`), sharded by index ranges."""
+    """A stream of ``num_samples`` synthetic scenes (`DETECTION_FEATURES`), sharded by index ranges; ``start``
+    as for `synthetic_word_dataset`."""
     return IterableDataset.from_generator(
         _generate_scenes,
         features=DETECTION_FEATURES,
         gen_kwargs={
-            "shards": _index_ranges(num_samples, samples_per_shard),
+            "shards": _index_ranges(num_samples, samples_per_shard, start),
             "seed": _check_seed(seed),
             "config": config or SyntheticSceneConfig(),
         },
@@ -358,14 +368,18 @@ def _sample_rng(seed: int, index: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, stream, index])
 
 
-def _index_ranges(num_samples: int, samples_per_shard: int) -> list[tuple[int, int]]:
-    if num_samples < 0 or samples_per_shard < 1:
+def _index_ranges(num_samples: int, samples_per_shard: int, start: int = 0) -> list[tuple[int, int]]:
+    """Shards of ``samples_per_shard`` consecutive indices; with ``start``, the indices before it are left out
+    (the first shard is cut), so one stream over the shards continues exactly at sample ``start``."""
+    if num_samples < 0 or samples_per_shard < 1 or start < 0:
         raise ValueError(
-            f"need num_samples >= 0 and samples_per_shard >= 1, got {num_samples} and {samples_per_shard}"
+            f"need num_samples >= 0, samples_per_shard >= 1 and start >= 0, got {num_samples}, "
+            f"{samples_per_shard} and {start}"
         )
     return [
-        (start, min(start + samples_per_shard, num_samples))
-        for start in range(0, num_samples, samples_per_shard)
+        (max(first, start), min(first + samples_per_shard, num_samples))
+        for first in range(0, num_samples, samples_per_shard)
+        if first + samples_per_shard > start
     ]
 
 
