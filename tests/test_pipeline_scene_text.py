@@ -69,8 +69,9 @@ def force_ground_truth(detector_pipeline, images, quads_per_image):
     processor = detector_pipeline.image_processor
     shrink_map = processor(images, polygons=quads_per_image)["labels"]["shrink_map"]
 
-    def forward(pixel_values):
+    def forward(pixel_values, output_threshold_maps=True):
         assert pixel_values.shape[-2:] == shrink_map.shape[-2:]
+        assert output_threshold_maps is False  # detection reads only the probability map
         return types.SimpleNamespace(prob_map=shrink_map[:, None])
 
     detector_pipeline.model.forward = forward

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from typing import Any
 
@@ -124,11 +123,8 @@ class OcrPipeline(Pipeline):
         images = images if isinstance(images, list) else [images]
         batch = self.image_processor(images)
         pixel_values = batch["pixel_values"].to(self.device, self.dtype)
-        if "output_threshold_maps" in inspect.signature(self.model.forward).parameters:
-            # DB post-processing reads only the probability map: skip the threshold branch when the model can
-            outputs = self.model(pixel_values, output_threshold_maps=False)
-        else:
-            outputs = self.model(pixel_values)
+        # DB post-processing reads only the probability map: skip the threshold branch
+        outputs = self.model(pixel_values, output_threshold_maps=False)
         detections = self.image_processor.post_process_text_detection(
             outputs.prob_map.float(),
             target_sizes=batch["original_sizes"],

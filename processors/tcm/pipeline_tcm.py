@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -66,12 +65,8 @@ class SceneTextDetectionPipeline(Pipeline):
         images = images if isinstance(images, list) else [images]
         batch = self.image_processor(images)
         pixel_values = batch["pixel_values"].to(self.device, self.dtype)
-        if "output_threshold_maps" in inspect.signature(self.model.forward).parameters:
-            # post-processing reads only the probability map; folders saved before the option existed
-            # carry a model without it
-            outputs = self.model(pixel_values, output_threshold_maps=False)
-        else:
-            outputs = self.model(pixel_values)
+        # post-processing reads only the probability map: skip the threshold branch
+        outputs = self.model(pixel_values, output_threshold_maps=False)
         # post-processing reads each map only inside its image's own padded area, given the sizes below
         return {
             "prob_map": list(outputs.prob_map.float().cpu()),
