@@ -8,11 +8,13 @@ import string
 import pytest
 import torch
 from open_clip.tokenizer import SimpleTokenizer
+from PIL import Image
 from safetensors.torch import load_file
 
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
 from scenetext.modeling.clip4str.configuration_clip4str import CHARSET_94
 from scenetext.modeling.clip4str.convert_clip4str import (
+    build_processor,
     convert_state_dict,
     infer_config,
     load_converted_weights,
@@ -24,6 +26,7 @@ from scenetext.modeling.clip4str.modeling_clip4str import (
     permutation_attention_masks,
     read_openai_clip_merges,
 )
+from scenetext.processors.clip4str import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from scenetext.processors.clip4str.tokenization_clip4str import Clip4StrTokenizer
 
 
@@ -160,7 +163,7 @@ def test_tiny_model_overfits_one_batch_to_exact_predictions():
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     model.train()
     first_loss = None
-    for _ in range(40):
+    for _ in range(60):
         loss = model(pixel_values, labels=labels).loss
         first_loss = first_loss if first_loss is not None else loss.item()
         optimizer.zero_grad()
@@ -217,6 +220,73 @@ def test_save_and_load_round_trip_gives_identical_logits(tmp_path):
         actual = loaded(pixel_values).logits
     assert torch.equal(actual, expected)
     assert torch.equal(loaded.caption_tokenizer.bpe_pair_keys, model.caption_tokenizer.bpe_pair_keys)
+
+
+def test_rectangular_input_and_patches(tmp_path):
+    config = Clip4StrConfig.from_preset("tiny")
+    config.vision_config.image_size = [16, 64]
+    config.vision_config.patch_size = [8, 16]
+    torch.manual_seed(0)
+    model = Clip4StrForSceneTextRecognition(config).eval()
+    embeddings = model.vision_model.embeddings
+    assert embeddings.grid == (2, 4) and embeddings.position_embedding.num_embeddings == 9
+    pixel_values = torch.randn(2, 3, 16, 64)
+    with torch.no_grad():
+        tokens = embeddings(pixel_values)
+        # Token 1 + 4 * row + column is the patch at (row, column), rows first, plus its position.
+        row, column = 1, 2
+        patch = pixel_values[:, :, 8 * row : 8 * (row + 1), 16 * column : 16 * (column + 1)]
+        expected = torch.einsum("bchw,dchw->bd", patch, embeddings.patch_embedding.weight)
+        index = 1 + 4 * row + column
+        torch.testing.assert_close(tokens[:, index], expected + embeddings.position_embedding.weight[index])
+        torch.testing.assert_close(
+            tokens[:, 0], (embeddings.class_embedding + embeddings.position_embedding.weight[0]).expand(2, -1)
+        )
+        logits = model(pixel_values).logits
+    assert logits.shape == (2, config.max_label_length + 1, len(config.charset) + 1)
+    model.save_pretrained(tmp_path)
+    loaded = Clip4StrForSceneTextRecognition.from_pretrained(tmp_path).eval()
+    assert loaded.config.vision_config.image_size == [16, 64]
+    with torch.no_grad():
+        assert torch.equal(loaded(pixel_values).logits, logits)
+    processor = build_processor(loaded.config, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
+    assert processor(images=[Image.new("RGB", (50, 20))], return_tensors="pt")["pixel_values"].shape == (
+        1,
+        3,
+        16,
+        64,
+    )
+    with pytest.raises(ValueError, match=r"\(batch, 3, 16, 64\)"):
+        model(torch.randn(1, 3, 64, 16))
+
+
+def test_convolutional_stem_patchifies_rectangular_patches(tmp_path):
+    config = Clip4StrConfig.from_preset("tiny", vision_stem_channels=[4, 8, 8])
+    config.vision_config.image_size = [16, 64]
+    config.vision_config.patch_size = [4, 8]
+    torch.manual_seed(0)
+    model = Clip4StrForSceneTextRecognition(config)
+    stem = model.vision_model.embeddings.patch_embedding
+    strides = [layer.stride for layer in stem if isinstance(layer, torch.nn.Conv2d)]
+    # Halve both sides until the patch height (4) is covered, then only the width (8); 1x1 to the ViT width.
+    assert strides == [(2, 2), (2, 2), (1, 2), (1, 1)]
+    pixel_values = torch.randn(3, 3, 16, 64)
+    model.train()
+    model(pixel_values, labels=_encode(["ab", "c", "abc"], config)).loss.backward()
+    assert stem[1].num_batches_tracked == 1 and stem[0].weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        assert model.vision_model.embeddings(pixel_values).shape == (3, 1 + 4 * 8, 32)
+        logits = model(pixel_values).logits
+    model.save_pretrained(tmp_path)
+    loaded = Clip4StrForSceneTextRecognition.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(
+        loaded.vision_model.embeddings.patch_embedding[1].running_mean, stem[1].running_mean
+    )
+    with torch.no_grad():
+        assert torch.equal(loaded(pixel_values).logits, logits)
+    with pytest.raises(ValueError, match=r"the larger one 4; got patch_size 8"):
+        Clip4StrConfig.from_preset("tiny", vision_stem_channels=[4, 8])
 
 
 def test_model_loads_with_trust_remote_code_in_isolated_process(tmp_path, run_isolated):

@@ -201,13 +201,14 @@ def test_push_to_hub_publishes_the_best_checkpoint(tmp_path, monkeypatch):
 
 
 def test_sincos_position_init_writes_smooth_codes_into_the_vit(tmp_path):
-    codes = sincos_position_codes(4, 8)
-    # Patch (row 1, column 2): x channels sin/cos of 2 * [1, 0.01], y channels of 1 * [1, 0.01].
+    codes = sincos_position_codes((3, 5), 8)
+    # Patch (row 1, column 2) of a 3x5 grid: x channels sin/cos of 2 * [1, 0.01], y channels of 1 * [1, 0.01].
     expected = [math.sin(2), math.sin(0.02), math.cos(2), math.cos(0.02), math.sin(1), math.sin(0.01)]
-    torch.testing.assert_close(codes[1 * 4 + 2, :6], torch.tensor(expected))
+    torch.testing.assert_close(codes[1 * 5 + 2, :6], torch.tensor(expected))
+    assert codes.shape == (15, 8)
     config = load_config("tiny-recognizer", [f"output_dir={tmp_path}", "model.sincos_position_init=0.5"])
     model = RecognitionTask(config).build_model()
     table = model.vision_model.embeddings.position_embedding.weight
-    torch.testing.assert_close(table[1:], 0.5 * sincos_position_codes(4, table.shape[1]))
+    torch.testing.assert_close(table[1:], 0.5 * sincos_position_codes((4, 4), table.shape[1]))
     with pytest.raises(ValueError, match="divisible by 4"):
-        sincos_position_codes(4, 6)
+        sincos_position_codes((4, 4), 6)

@@ -74,8 +74,9 @@ def clip4str_parameter_groups(
     )
 
 
-def sincos_position_codes(grid: int, width: int) -> torch.Tensor:
-    """`(grid * grid, width)` 2-D sine-cosine position codes (MAE's), rows in patch order.
+def sincos_position_codes(grid: tuple[int, int], width: int) -> torch.Tensor:
+    """`(rows * columns, width)` 2-D sine-cosine position codes (MAE's) of a `(rows, columns)` patch grid, in
+    patch order.
 
     Why: from random initialisation, noise position embeddings give the decoder nothing smooth to align its
     character queries with, and a from-scratch recognizer sits at its language-prior loss for thousands of
@@ -85,7 +86,7 @@ def sincos_position_codes(grid: int, width: int) -> torch.Tensor:
         raise ValueError(f"sine-cosine position codes need a width divisible by 4, got {width}")
     frequencies = 1.0 / 10000 ** (torch.arange(width // 4, dtype=torch.float64) / (width // 4))
     ys, xs = torch.meshgrid(
-        torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64), indexing="ij"
+        torch.arange(grid[0], dtype=torch.float64), torch.arange(grid[1], dtype=torch.float64), indexing="ij"
     )
     angles_x = xs.reshape(-1, 1) * frequencies
     angles_y = ys.reshape(-1, 1) * frequencies
@@ -139,7 +140,7 @@ class RecognitionTask:
         model = Clip4StrForSceneTextRecognition(self.model_config)
         if amplitude := float(options.get("sincos_position_init", 0.0)):
             embeddings = model.vision_model.embeddings
-            codes = sincos_position_codes(int(embeddings.num_patches**0.5), embeddings.embed_dim)
+            codes = sincos_position_codes(embeddings.grid, embeddings.embed_dim)
             with torch.no_grad():
                 embeddings.position_embedding.weight[1:] = amplitude * codes
         return model

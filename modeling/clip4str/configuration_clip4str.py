@@ -35,13 +35,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "text": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16},
         "projection_dim": 1024,
     },
-    # Not official sizes: the embedded demo model (trained on synthetic words on CPU) ...
+    # Not official sizes: the embedded demo model (trained from scratch on synthetic words on CPU; PARSeq's
+    # 32x128 crops, 8x8 patches from a convolutional stem) ...
     "small": {
         "vision": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "patch_size": 8},
         "text": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2},
         "projection_dim": 128,
-        "image_size": 64,
+        "image_size": [32, 128],
         "decoder_num_heads": 4,
+        "vision_stem_channels": [32, 64, 128],
     },
     # ... and a few-second model for tests and smoke runs.
     "tiny": {
@@ -79,6 +81,12 @@ class Clip4StrConfig(PreTrainedConfig):
         text_freeze_nlayer (`int`): text layers below this index and the text embeddings are frozen (-1: none).
         image_detach (`bool`): the cross-modal branch does not back-propagate into the image encoder.
         cross_loss_weight (`float`): weight of the cross-modal cross-entropy in the training loss.
+        vision_stem_channels (`list[int]`, *optional*): `None` (official) patchifies the image with CLIP's single
+            strided convolution. A list replaces it with a convolutional stem (Xiao et al., "Early Convolutions
+            Help Transformers See Better", 2021): per entry a 3x3 convolution of that many channels with batch
+            norm and ReLU, stride 2 in each direction where the patch still needs it, then a 1x1 convolution to
+            the ViT width. The patch sides must be powers of two, the larger one `2 ** len(list)`. Small models
+            trained from scratch on CPU learn to read far sooner with it.
     """
 
     model_type = "clip4str"
@@ -107,12 +115,22 @@ class Clip4StrConfig(PreTrainedConfig):
     image_detach: bool = True
     cross_loss_weight: float = 1.0
     initializer_range: float = 0.02
+    vision_stem_channels: list[int] | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
         self._validate()
 
     def _validate(self) -> None:
+        if self.vision_stem_channels is not None:
+            patch = self.vision_config.patch_size
+            sides = (patch, patch) if isinstance(patch, int) else tuple(patch)
+            stages = len(self.vision_stem_channels)
+            if any(side & (side - 1) for side in sides) or max(sides) != 2**stages:
+                raise ValueError(
+                    f"a convolutional stem of {stages} stages (`vision_stem_channels`) patchifies with stride 2 per "
+                    f"stage: the patch sides must be powers of two, the larger one {2**stages}; got patch_size {patch}"
+                )
         if len(set(self.charset)) != len(self.charset):
             raise ValueError(f"`charset` has repeated characters: {self.charset!r}")
         if not self.caption_charset or any(c not in string.printable[:94] for c in self.caption_charset):
@@ -190,6 +208,7 @@ class Clip4StrConfig(PreTrainedConfig):
             layer_norm_eps=1e-5,
         )
         kwargs.setdefault("decoder_num_heads", preset.get("decoder_num_heads", 8))
+        kwargs.setdefault("vision_stem_channels", preset.get("vision_stem_channels"))
         return cls(
             vision_config=vision_config,
             text_config=text_config,

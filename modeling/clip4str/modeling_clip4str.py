@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import CLIPTextModel, CLIPVisionModel, PreTrainedModel
+from transformers import CLIPTextModel, CLIPVisionConfig, CLIPVisionModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
@@ -554,6 +554,93 @@ def permutation_attention_masks(permutation: torch.Tensor) -> tuple[torch.Tensor
     return content_mask, query_mask[1:, :-1]
 
 
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+class Clip4StrConvolutionalStem(nn.Sequential):
+    """3x3 convolution + batch norm + ReLU stages, stride 2 along each side the patch still covers, then a 1x1
+    convolution to the ViT width: a patchifier with the locality and contrast invariance a from-scratch ViT
+    otherwise needs many samples to learn (Xiao et al., 2021)."""
+
+    def __init__(
+        self, in_channels: int, channels: Sequence[int], patch_size: tuple[int, int], width: int
+    ) -> None:
+        layers: list[nn.Module] = []
+        covered = [1, 1]
+        for out_channels in channels:
+            stride = tuple(2 if covered[side] < patch_size[side] else 1 for side in range(2))
+            covered = [covered[side] * stride[side] for side in range(2)]
+            layers += [
+                nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(inplace=True),
+            ]
+            in_channels = out_channels
+        layers.append(nn.Conv2d(in_channels, width, 1))
+        super().__init__(*layers)
+
+
+class Clip4StrVisionEmbeddings(nn.Module):
+    """CLIP's class token, patch embedding and learned position embeddings, for rectangular images and patches.
+
+    transformers' CLIP embeddings are square only; small recognizers read word crops the way PARSeq does (e.g.
+    32x128 pixels in 4x8 patches), which keeps the crop's aspect and gives every character several columns of
+    tokens. The parameter names are CLIP's, so square (converted, OpenAI) checkpoints load unchanged. With
+    `stem_channels`, a convolutional stem replaces the single patchifying convolution.
+    """
+
+    def __init__(self, config: CLIPVisionConfig, stem_channels: Sequence[int] | None = None) -> None:
+        super().__init__()
+        self.image_size = _pair(config.image_size)
+        self.patch_size = _pair(config.patch_size)
+        if any(size % patch for size, patch in zip(self.image_size, self.patch_size, strict=True)):
+            raise ValueError(
+                f"vision image_size {self.image_size} must be a multiple of patch_size {self.patch_size}"
+            )
+        self.grid = (self.image_size[0] // self.patch_size[0], self.image_size[1] // self.patch_size[1])
+        self.embed_dim = config.hidden_size
+        self.class_embedding = nn.Parameter(torch.randn(self.embed_dim))
+        if stem_channels:
+            self.patch_embedding = Clip4StrConvolutionalStem(
+                config.num_channels, stem_channels, self.patch_size, self.embed_dim
+            )
+        else:
+            self.patch_embedding = nn.Conv2d(
+                config.num_channels, self.embed_dim, self.patch_size, stride=self.patch_size, bias=False
+            )
+        self.num_patches = self.grid[0] * self.grid[1]
+        self.position_embedding = nn.Embedding(self.num_patches + 1, self.embed_dim)
+
+    def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
+        if interpolate_pos_encoding:
+            raise ValueError(
+                "CLIP4STR reads a fixed input size; resize images with the image processor instead"
+            )
+        patches = self.patch_embedding(pixel_values.to(self.class_embedding.dtype))
+        patches = patches.flatten(2).transpose(1, 2)
+        class_token = self.class_embedding.expand(patches.shape[0], 1, -1)
+        return torch.cat([class_token, patches], dim=1) + self.position_embedding.weight
+
+
+def build_vision_model(
+    config: CLIPVisionConfig, stem_channels: Sequence[int] | None = None
+) -> CLIPVisionModel:
+    """transformers' CLIP ViT with `Clip4StrVisionEmbeddings`: rectangular sizes and an optional convolutional
+    stem."""
+    # CLIPVisionModel builds square embeddings in its constructor: build it from a one-pixel stand-in, then swap
+    # the embeddings and point every module back at the real config (attention settings are read from it).
+    stand_in = CLIPVisionConfig(**{**config.to_dict(), "image_size": 1, "patch_size": 1})
+    stand_in._attn_implementation = config._attn_implementation
+    model = CLIPVisionModel._from_config(stand_in)
+    config._attn_implementation = stand_in._attn_implementation
+    for module in model.modules():
+        if getattr(module, "config", None) is stand_in:
+            module.config = config
+    model.embeddings = Clip4StrVisionEmbeddings(config, stem_channels)
+    return model
+
+
 class Clip4StrPreTrainedModel(PreTrainedModel):
     config_class = Clip4StrConfig
     config: Clip4StrConfig
@@ -596,7 +683,7 @@ class Clip4StrPreTrainedModel(PreTrainedModel):
 class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
     def __init__(self, config: Clip4StrConfig) -> None:
         super().__init__(config)
-        self.vision_model = CLIPVisionModel._from_config(config.vision_config)
+        self.vision_model = build_vision_model(config.vision_config, config.vision_stem_channels)
         self.visual_projection = nn.Linear(
             config.vision_config.hidden_size, config.projection_dim, bias=False
         )
@@ -665,7 +752,7 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
 
     def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         vision = self.config.vision_config
-        expected = (vision.num_channels, vision.image_size, vision.image_size)
+        expected = (vision.num_channels, *_pair(vision.image_size))
         if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != expected:
             raise ValueError(
                 f"`pixel_values` must have shape (batch, {expected[0]}, {expected[1]}, {expected[2]}) (the image "
