@@ -241,3 +241,36 @@ def test_cli_end_to_end_with_a_tiny_clip4str_model(benchmark_root, tmp_path):
     assert scores["accuracy"] == pytest.approx(100 * expected.accuracy)
     assert scores["one_minus_ned"] == pytest.approx(100 * expected.one_minus_ned)
     assert scores["mean_confidence"] == pytest.approx(100 * expected.mean_confidence, rel=1e-5)
+
+
+def test_int8_evaluation_quantizes_the_linear_layers_on_the_cpu(tmp_path):
+    import torch
+
+    from scenetext.modeling.clip4str.configuration_clip4str import Clip4StrConfig
+    from scenetext.modeling.clip4str.modeling_clip4str import Clip4StrForSceneTextRecognition
+    from scenetext.processors.clip4str.image_processing_clip4str import Clip4StrImageProcessor
+    from scenetext.processors.clip4str.processing_clip4str import Clip4StrProcessor
+    from scenetext.processors.clip4str.tokenization_clip4str import Clip4StrTokenizer
+    from scenetext.training.evaluation.devices import quantize_linear_layers
+    from scenetext.training.evaluation.recognizer import load_recognizer
+
+    torch.manual_seed(0)
+    config = Clip4StrConfig.from_preset("tiny")
+    model = Clip4StrForSceneTextRecognition(config).eval()
+    processor = Clip4StrProcessor(
+        Clip4StrImageProcessor(size=config.vision_config.image_size), Clip4StrTokenizer()
+    )
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    images = [PIL.Image.new("RGB", (40 + 10 * i, 16), (40 * i, 200, 90)) for i in range(3)]
+
+    texts, scores = load_recognizer(tmp_path, device="cpu", dtype="int8")(images)
+    quantized = quantize_linear_layers(model, torch.device("cpu"))
+    assert not any(type(module) is torch.nn.Linear for module in quantized.modules())
+    with torch.no_grad():
+        logits = quantized(pixel_values=processor(images=images, return_tensors="pt")["pixel_values"]).logits
+    expected = processor.batch_decode(logits)
+    assert texts == expected["generated_text"]
+    assert scores == pytest.approx(expected["scores"])
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        quantize_linear_layers(model, torch.device("cuda"))

@@ -20,7 +20,7 @@ from .detector import (
     preset_num_points,
     score_result_files,
 )
-from .devices import DTYPES
+from .devices import DTYPES, INT8
 from .recognizer import evaluate_recognizer_on_benchmarks, load_recognizer, score_prediction_file
 from .reports import write_json
 
@@ -55,7 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="test charset: 36 lowercase alphanumeric (default), 62 case-sensitive, 94 printable ASCII",
     )
     recognizer.add_argument("--batch-size", type=int, default=512)
-    _add_model_options(recognizer)
+    _add_model_options(recognizer, extra_dtypes=(INT8,))
     recognizer.add_argument(
         "--json", type=Path, default=Path("evaluation-recognizer.json"), help="report path"
     )
@@ -116,9 +116,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return evaluate
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
+def _add_model_options(parser: argparse.ArgumentParser, extra_dtypes: tuple[str, ...] = ()) -> None:
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    parser.add_argument("--dtype", choices=list(DTYPES), help="model precision (default float32)")
+    parser.add_argument(
+        "--dtype",
+        choices=[*DTYPES, *extra_dtypes],
+        help="model precision (default float32"
+        + (
+            f"; {', '.join(extra_dtypes)}: dynamically quantized linear layers on the CPU)"
+            if extra_dtypes
+            else ")"
+        ),
+    )
 
 
 def _fail(message: str) -> int:

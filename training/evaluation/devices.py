@@ -28,3 +28,15 @@ def resolve_dtype(dtype: str | None = None) -> torch.dtype:
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
     return DTYPES[dtype]
+
+
+# Dynamic int8 quantization of linear layers: int8 weights, activations quantized per batch on the fly. A CPU
+# serving mode for the transformer recognizer (its time is in linear layers), not a storage dtype.
+INT8 = "int8"
+
+
+def quantize_linear_layers(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`model` (float32) with its `nn.Linear` layers dynamically quantized to int8; CPU only."""
+    if device.type != "cpu":
+        raise ValueError(f"int8 dynamic quantization runs on the CPU, not on {device}")
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, torch.qint8)

@@ -25,7 +25,7 @@ from scenetext.training.metrics.recognition import (
 )
 
 from .benchmarks import discover_benchmarks
-from .devices import resolve_device, resolve_dtype
+from .devices import INT8, quantize_linear_layers, resolve_device, resolve_dtype
 from .reports import RecognitionReport
 
 logger = logging.getLogger(__name__)
@@ -178,15 +178,17 @@ def load_recognizer(
     """A predictor from a saved recognizer folder or Hub id (loaded with ``trust_remote_code=True``).
 
     Runs on CUDA when available unless `device` says otherwise, in `dtype` (default float32, the precision
-    of the official test script).
+    of the official test script; `int8` = float32 with dynamically quantized linear layers, on the CPU).
     """
     import torch
     from transformers import AutoModel, AutoProcessor
 
     torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype)
+    torch_dtype = resolve_dtype(None if dtype == INT8 else dtype)
     model = AutoModel.from_pretrained(str(model_path), trust_remote_code=True)
     model = model.to(device=torch_device, dtype=torch_dtype).eval()
+    if dtype == INT8:
+        model = quantize_linear_layers(model, torch_device)
     processor = AutoProcessor.from_pretrained(str(model_path), trust_remote_code=True)
 
     @torch.inference_mode()
