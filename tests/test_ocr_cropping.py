@@ -90,6 +90,23 @@ def test_curved_polygon_is_straightened_into_a_strip():
     np.testing.assert_array_equal(crop_polygon(canvas, np.roll(polygon[::-1], 5, axis=0)), strip)
 
 
+def test_crop_margin_adds_the_surrounding_image_on_every_side():
+    word = word_strip(height=20, width=80)
+    canvas = np.zeros((100, 160, 3), np.uint8)
+    canvas[40:60, 40:120] = word
+    quad = np.array([[40, 40], [120, 40], [120, 60], [40, 60]], dtype=float)
+    # 0.25 of the height = 5 pixels per side: the crop is the word with 5 pixels of canvas around it
+    np.testing.assert_array_equal(rectify_region(canvas, quad, margin=0.25), canvas[35:65, 35:125])
+    # a polygon band widens by the same share of its thickness, across and along the word
+    polygon = np.array([[40, 40], [80, 40], [120, 40], [120, 60], [80, 60], [40, 60]], dtype=float)
+    strip = crop_polygon(canvas, polygon, margin=0.25)
+    assert strip.shape == (30, 90, 3)
+    assert mean_difference(strip, canvas[35:65, 35:125]) < 12  # the sampler's own tolerance (curved test)
+    assert mean_difference(strip, canvas[38:68, 35:125]) > 15  # 3 pixels off would show
+    with pytest.raises(ValueError, match="margin must be >= 0"):
+        rectify_region(canvas, quad, margin=-0.1)
+
+
 def test_rectify_region_rejects_too_few_points():
     with pytest.raises(ValueError, match="at least 4 points"):
         rectify_region(word_strip(), [[0, 0], [5, 0], [5, 5]])

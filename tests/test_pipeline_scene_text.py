@@ -17,6 +17,7 @@ from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
 from scenetext.processors.clip4str import Clip4StrImageProcessor, Clip4StrProcessor, Clip4StrTokenizer
 from scenetext.processors.clip4str.pipeline_clip4str import SceneTextRecognitionPipeline
 from scenetext.processors.ocr import add_pipelines, reading_order, rectify_region
+from scenetext.processors.ocr.pipeline_ocr import DEFAULT_CROP_MARGIN
 from scenetext.processors.tcm import TcmImageProcessor
 from scenetext.training.data.synthetic import SyntheticSceneConfig, render_scene_sample
 from scenetext.training.data.synthetic_text import TextSampling
@@ -188,7 +189,10 @@ def test_ocr_reads_forced_regions_in_reading_order_with_the_recognizer(folders, 
     assert boxes.tolist() == [boxes[i].tolist() for i in reading_order(boxes.tolist())]
     # the texts are the recognizer's reading of each region's rectified crop
     reader = pipeline("scene-text-recognition", model=recognizer_folder, trust_remote_code=True, device="cpu")
-    crops = [rectify_region(np.asarray(image), np.array(result["polygon"])) for result in results]
+    crops = [
+        rectify_region(np.asarray(image), np.array(result["polygon"]), DEFAULT_CROP_MARGIN)
+        for result in results
+    ]
     assert [result["text"] for result in results] == [out[0]["generated_text"] for out in reader(crops)]
 
 
@@ -199,10 +203,10 @@ def test_ocr_polygon_mode_rectifies_contours_of_every_word(folders, scene):
         "ocr", model=detector_folder, recognizer=str(recognizer_folder), trust_remote_code=True, device="cpu"
     )
     force_ground_truth(ocr, [image], [quads])
-    results = ocr(image, box_type="poly")
+    results = ocr(image, box_type="poly", crop_margin=0.3)
     assert len(results) == len(quads)
     reader = pipeline("scene-text-recognition", model=recognizer_folder, trust_remote_code=True, device="cpu")
-    crops = [rectify_region(np.asarray(image), np.array(result["polygon"])) for result in results]
+    crops = [rectify_region(np.asarray(image), np.array(result["polygon"]), 0.3) for result in results]
     assert all(crop.shape[1] > crop.shape[0] for crop in crops)  # words lie along the strips
     assert [result["text"] for result in results] == [out[0]["generated_text"] for out in reader(crops)]
 

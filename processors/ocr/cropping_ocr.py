@@ -39,15 +39,19 @@ def order_quad(points: np.ndarray) -> np.ndarray:
     return np.roll(clockwise, -int(np.argmin(clockwise.sum(axis=1))), axis=0)
 
 
-def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
-    """Perspective-rectify the quadrilateral `quad` (any corner order) of `image` (H, W[, C])."""
+def crop_quad(image: np.ndarray, quad: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """Perspective-rectify the quadrilateral `quad` (any corner order) of `image` (H, W[, C]), with `margin` times
+    its height of surrounding image added on every side."""
     _require_cv2()
     corners = order_quad(quad)
     top_left, top_right, bottom_right, bottom_left = corners
     width = max(np.linalg.norm(top_right - top_left), np.linalg.norm(bottom_right - bottom_left))
     height = max(np.linalg.norm(bottom_left - top_left), np.linalg.norm(bottom_right - top_right))
-    width, height = max(1, round(width)), max(1, round(height))
-    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+    pad = margin * height
+    width, height = max(1, round(width + 2 * pad)), max(1, round(height + 2 * pad))
+    target = np.array(
+        [[pad, pad], [width - pad, pad], [width - pad, height - pad], [pad, height - pad]], dtype=np.float32
+    )
     matrix = cv2.getPerspectiveTransform(corners.astype(np.float32), target)
     return cv2.warpPerspective(
         image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
@@ -108,18 +112,22 @@ def polygon_edges(polygon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return second, first
 
 
-def crop_polygon(image: np.ndarray, polygon: np.ndarray, samples: int = 32) -> np.ndarray:
+def crop_polygon(
+    image: np.ndarray, polygon: np.ndarray, samples: int = 32, margin: float = 0.0
+) -> np.ndarray:
     """Straighten a (possibly curved) text polygon of `image` into a rectangular strip.
 
     Both edges are resampled at `samples` matching positions; each output column is the segment from a top
     point to its bottom partner, so the strip's height is the mean distance between the edges and its width
-    the mean length of the two edges.
+    the mean length of the two edges. `margin` widens the band by that fraction of its thickness on every side.
     """
     _require_cv2()
     points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
     if len(points) < 4:
         raise ValueError(f"a text polygon needs at least 4 points, got {len(points)}")
     top, bottom = polygon_edges(points)
+    if margin:
+        top, bottom = _widen_band(_resample(top, samples), _resample(bottom, samples), margin)
     top, bottom = _resample(top, samples), _resample(bottom, samples)
     length = (
         np.linalg.norm(np.diff(top, axis=0), axis=1).sum()
@@ -142,13 +150,37 @@ def crop_polygon(image: np.ndarray, polygon: np.ndarray, samples: int = 32) -> n
     )
 
 
-def rectify_region(image: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """The upright crop of one detected region: perspective warp for 4 points, edge sampling for more; a
-    crop over `VERTICAL_ASPECT_RATIO` times taller than wide is turned a quarter turn anticlockwise."""
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True).clip(min=1e-9)
+
+
+def _widen_band(top: np.ndarray, bottom: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Matched top and bottom edges moved apart, and both extended at their ends, by `margin` times the mean
+    distance between them."""
+    across = bottom - top
+    pad = margin * np.linalg.norm(across, axis=1).mean()
+    top, bottom = top - pad * _unit(across), bottom + pad * _unit(across)
+
+    def extend(chain: np.ndarray) -> np.ndarray:
+        start = chain[0] + pad * _unit(chain[0] - chain[1])
+        end = chain[-1] + pad * _unit(chain[-1] - chain[-2])
+        return np.vstack([start, chain, end])
+
+    return extend(top), extend(bottom)
+
+
+def rectify_region(image: np.ndarray, polygon: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """The upright crop of one detected region: perspective warp for 4 points, edge sampling for more, with
+    `margin` times the region's height of surrounding image on every side; a crop over `VERTICAL_ASPECT_RATIO`
+    times taller than wide is turned a quarter turn anticlockwise."""
     points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
     if len(points) < 4:
         raise ValueError(f"a text region needs at least 4 points, got {len(points)}")
-    crop = crop_quad(image, points) if len(points) == 4 else crop_polygon(image, points)
+    if margin < 0:
+        raise ValueError(f"a crop margin must be >= 0, got {margin}")
+    crop = (
+        crop_quad(image, points, margin) if len(points) == 4 else crop_polygon(image, points, margin=margin)
+    )
     if crop.shape[0] > VERTICAL_ASPECT_RATIO * crop.shape[1]:
         crop = np.ascontiguousarray(np.rot90(crop, k=1))
     return crop
