@@ -2,6 +2,7 @@
 checkpoints."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -137,6 +138,14 @@ def test_demo_reads_the_shipped_samples_with_the_embedded_checkpoints(
         assert Image.open(out / name).size == Image.open(ocr_cli.SAMPLES_DIR / name).size
     total = sum(len(words) for words in labels.values())
     assert f"/{total} words of the samples read exactly; pictures in {out}" in stdout
+
+
+def test_the_embedded_checkpoints_read_the_shipped_samples(tmp_path, capsys):
+    """The README's main command with the committed defaults: at least 90% of the sample words read exactly."""
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--device", "cpu"]) == 0
+    summary = re.search(r"(\d+)/(\d+) words of the samples read exactly", capsys.readouterr().out)
+    exact, total = int(summary[1]), int(summary[2])
+    assert total == 13 and exact >= 0.9 * total
 
 
 def test_shipped_samples_are_small_scenes_with_their_words():

@@ -212,3 +212,23 @@ def test_sincos_position_init_writes_smooth_codes_into_the_vit(tmp_path):
     torch.testing.assert_close(table[1:], 0.5 * sincos_position_codes((4, 4), table.shape[1]))
     with pytest.raises(ValueError, match="divisible by 4"):
         sincos_position_codes((4, 4), 6)
+
+
+def test_the_embedded_default_recognizer_has_the_architecture_of_its_config():
+    from scenetext.modeling.clip4str import Clip4StrConfig
+    from scenetext.training.ocr_cli import DEFAULTS_DIR
+
+    expected = RecognitionTask(load_config("recognizer-embedded", ["output_dir=/unused"])).model_config
+    shipped = Clip4StrConfig.from_pretrained(DEFAULTS_DIR / "recognizer")
+    assert shipped.vision_config.image_size == expected.vision_config.image_size == [32, 128]
+    assert shipped.vision_stem_channels == expected.vision_stem_channels
+    for name in ("patch_size", "hidden_size", "num_hidden_layers", "num_attention_heads"):
+        assert getattr(shipped.vision_config, name) == getattr(expected.vision_config, name)
+        assert getattr(shipped.text_config, name, None) == getattr(expected.text_config, name, None)
+    assert (shipped.charset, shipped.max_label_length, shipped.perm_num) == (
+        expected.charset,
+        expected.max_label_length,
+        expected.perm_num,
+    )
+    weights = (DEFAULTS_DIR / "recognizer" / "model.safetensors").stat().st_size
+    assert weights <= 25_000_000

@@ -16,8 +16,8 @@ DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 # How each embedded checkpoint is produced (the training configs name the same commands).
 _DEFAULT_RECIPES = {
-    "recognizer": "scenetext train recognizer --config recognizer-embedded, then copy "
-    "runs/recognizer-embedded/best to training/defaults/recognizer",
+    "recognizer": "scenetext train recognizer --config recognizer-embedded, then --config "
+    "recognizer-embedded-2, then copy runs/recognizer-embedded-2/best to training/defaults/recognizer",
     "detector": "scenetext train detector with the embedded detector's config, then copy its best folder to "
     "training/defaults/detector",
 }
