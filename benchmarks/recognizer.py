@@ -24,7 +24,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from scenetext.modeling.clip4str.configuration_clip4str import Clip4StrConfig
+from scenetext.modeling.clip4str.configuration_clip4str import Clip4StrConfig, as_pair
 from scenetext.modeling.clip4str.modeling_clip4str import Clip4StrForSceneTextRecognition
 
 PRESETS = {"tiny": "tiny", "b16": "vit-b16", "b32": "vit-b32", "l14": "vit-l14", "h14": "vit-h14"}
@@ -53,8 +53,7 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
     torch.manual_seed(0)
     config = Clip4StrConfig.from_preset(PRESETS[preset])
     model = Clip4StrForSceneTextRecognition(config).eval().to(device)
-    size = config.vision_config.image_size
-    pixel_values = torch.randn(batch_size, 3, size, size, device=device)
+    pixel_values = torch.randn(batch_size, 3, *as_pair(config.vision_config.image_size), device=device)
     ours_model = model
     if dtype == "int8":
         ours_model = torch.ao.quantization.quantize_dynamic(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from transformers import CLIPTextConfig, CLIPVisionConfig, PreTrainedConfig
@@ -54,6 +55,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "decoder_num_heads": 2,
     },
 }
+
+
+def as_pair(value: int | Sequence[int]) -> tuple[int, int]:
+    """`(height, width)` of a CLIP vision size: an int (square) or a pair."""
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
 class Clip4StrConfig(PreTrainedConfig):
@@ -124,7 +130,7 @@ class Clip4StrConfig(PreTrainedConfig):
     def _validate(self) -> None:
         if self.vision_stem_channels is not None:
             patch = self.vision_config.patch_size
-            sides = (patch, patch) if isinstance(patch, int) else tuple(patch)
+            sides = as_pair(patch)
             stages = len(self.vision_stem_channels)
             if any(side & (side - 1) for side in sides) or max(sides) != 2**stages:
                 raise ValueError(
@@ -219,4 +225,4 @@ class Clip4StrConfig(PreTrainedConfig):
 
 Clip4StrConfig.register_for_auto_class()
 
-__all__ = ["CHARSET_36", "CHARSET_94", "PRESETS", "Clip4StrConfig"]
+__all__ = ["CHARSET_36", "CHARSET_94", "PRESETS", "Clip4StrConfig", "as_pair"]

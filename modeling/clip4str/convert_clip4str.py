@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from transformers import CLIPTextConfig, CLIPVisionConfig
 
-from .configuration_clip4str import CHARSET_36, CHARSET_94, Clip4StrConfig
+from .configuration_clip4str import CHARSET_36, CHARSET_94, Clip4StrConfig, as_pair
 from .modeling_clip4str import (
     Clip4StrForSceneTextRecognition,
     _installed_openai_merges_file,
@@ -268,8 +268,7 @@ def build_processor(
     """The processor matching a model config: its charset, label length and input size."""
     from scenetext.processors.clip4str import Clip4StrImageProcessor, Clip4StrProcessor, Clip4StrTokenizer
 
-    size = config.vision_config.image_size
-    height, width = (size, size) if isinstance(size, int) else size
+    height, width = as_pair(config.vision_config.image_size)
     image_processor = Clip4StrImageProcessor(
         size={"height": height, "width": width}, image_mean=list(image_mean), image_std=list(image_std)
     )

@@ -24,7 +24,7 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
-from .configuration_clip4str import Clip4StrConfig
+from .configuration_clip4str import Clip4StrConfig, as_pair
 
 
 @dataclass
@@ -554,10 +554,6 @@ def permutation_attention_masks(permutation: torch.Tensor) -> tuple[torch.Tensor
     return content_mask, query_mask[1:, :-1]
 
 
-def _pair(value: int | Sequence[int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
 class Clip4StrConvolutionalStem(nn.Sequential):
     """3x3 convolution + batch norm + ReLU stages, stride 2 along each side the patch still covers, then a 1x1
     convolution to the ViT width: a patchifier with the locality and contrast invariance a from-scratch ViT
@@ -592,8 +588,8 @@ class Clip4StrVisionEmbeddings(nn.Module):
 
     def __init__(self, config: CLIPVisionConfig, stem_channels: Sequence[int] | None = None) -> None:
         super().__init__()
-        self.image_size = _pair(config.image_size)
-        self.patch_size = _pair(config.patch_size)
+        self.image_size = as_pair(config.image_size)
+        self.patch_size = as_pair(config.patch_size)
         if any(size % patch for size, patch in zip(self.image_size, self.patch_size, strict=True)):
             raise ValueError(
                 f"vision image_size {self.image_size} must be a multiple of patch_size {self.patch_size}"
@@ -609,8 +605,7 @@ class Clip4StrVisionEmbeddings(nn.Module):
             self.patch_embedding = nn.Conv2d(
                 config.num_channels, self.embed_dim, self.patch_size, stride=self.patch_size, bias=False
             )
-        self.num_patches = self.grid[0] * self.grid[1]
-        self.position_embedding = nn.Embedding(self.num_patches + 1, self.embed_dim)
+        self.position_embedding = nn.Embedding(self.grid[0] * self.grid[1] + 1, self.embed_dim)
 
     def forward(self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False) -> torch.Tensor:
         if interpolate_pos_encoding:
@@ -752,7 +747,7 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
 
     def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         vision = self.config.vision_config
-        expected = (vision.num_channels, *_pair(vision.image_size))
+        expected = (vision.num_channels, *as_pair(vision.image_size))
         if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != expected:
             raise ValueError(
                 f"`pixel_values` must have shape (batch, {expected[0]}, {expected[1]}, {expected[2]}) (the image "

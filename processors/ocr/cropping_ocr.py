@@ -126,9 +126,10 @@ def crop_polygon(
     if len(points) < 4:
         raise ValueError(f"a text polygon needs at least 4 points, got {len(points)}")
     top, bottom = polygon_edges(points)
-    if margin:
-        top, bottom = _widen_band(_resample(top, samples), _resample(bottom, samples), margin)
     top, bottom = _resample(top, samples), _resample(bottom, samples)
+    if margin:
+        # widening needs matched points; the widened edges are respaced for the column sampling below
+        top, bottom = (_resample(edge, samples) for edge in _widen_band(top, bottom, margin))
     length = (
         np.linalg.norm(np.diff(top, axis=0), axis=1).sum()
         + np.linalg.norm(np.diff(bottom, axis=0), axis=1).sum()

@@ -59,10 +59,10 @@ class OcrPipeline(Pipeline):
             a model.
 
     Call-time settings: the detector's post-processing (`threshold`, `min_score`, `unclip_ratio`, `box_type`,
-    `preset`, ...) and `recognizer_batch_size` (crops recognized per forward pass, across all images of a
-    batch; default 32) and `crop_margin` (image around each region given to the recognizer, as a fraction of the
-    region's height per side; default 0.15). Results are in pixels of the original image; `box` is clipped to it, `score` is the
-    recognizer's confidence and `detection_score` the detector's.
+    `preset`, ...), `recognizer_batch_size` (crops recognized per forward pass, across all images of a batch;
+    default 32) and `crop_margin` (image around each region given to the recognizer, as a fraction of the
+    region's height per side; default 0.15). Results are in pixels of the original image; `box` is clipped to
+    it, `score` is the recognizer's confidence and `detection_score` the detector's.
     """
 
     _load_image_processor = True

@@ -118,16 +118,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def _add_model_options(parser: argparse.ArgumentParser, extra_dtypes: tuple[str, ...] = ()) -> None:
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    parser.add_argument(
-        "--dtype",
-        choices=[*DTYPES, *extra_dtypes],
-        help="model precision (default float32"
-        + (
-            f"; {', '.join(extra_dtypes)}: dynamically quantized linear layers on the CPU)"
-            if extra_dtypes
-            else ")"
-        ),
-    )
+    dtype_help = "model precision (default float32)"
+    if extra_dtypes:
+        dtype_help += (
+            f"; {', '.join(extra_dtypes)}: float32 with dynamically quantized linear layers, CPU only"
+        )
+    parser.add_argument("--dtype", choices=[*DTYPES, *extra_dtypes], help=dtype_help)
 
 
 def _fail(message: str) -> int:
