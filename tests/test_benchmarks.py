@@ -21,6 +21,9 @@ def test_recognizer_benchmark_tiny_writes_a_consistent_record(tmp_path):
     assert record["latency_p50_s"] == pytest.approx(record["encoder_s"] + record["decoding_s"])
     # Cached decoding must give the reference ids in fp32.
     assert record["fp32_ids_identical"] is True
+    # The reference encodes every caption at both stages (refine_iters = 1); ours never encodes more.
+    assert record["baseline_caption_rows_encoded"] == 2 * 2
+    assert 1 <= record["caption_rows_encoded"] <= 2 * 2
 
 
 def test_recognizer_benchmark_rejects_unknown_preset():

@@ -472,12 +472,13 @@ def test_cached_decoding_matches_prefix_recomputation_with_deeper_decoders(num_l
         torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
 
 
-def test_cross_memory_reuses_the_text_features_of_unchanged_captions():
+def test_caption_encoding_skips_unchanged_and_repeated_captions():
     model = tiny_model().eval()
-    memory = model.encode_image(torch.randn(4, 3, 32, 32))
     logits = torch.randn(4, model.config.max_label_length + 1, model.config.num_classes)
+    logits[3] = logits[1]  # the fourth caption repeats the second
     refined = logits.clone()
-    refined[2, 0] = -refined[2, 0]  # only the third caption changes
+    refined[2, 0] = -refined[2, 0]  # the refinement changes only the third caption
+    refined[0] = refined[2]  # ... and the first, to the same new caption
     encoded_rows = []
     encode_captions = model.encode_captions
 
@@ -487,11 +488,15 @@ def test_cross_memory_reuses_the_text_features_of_unchanged_captions():
 
     model.encode_captions = counting_encode
     with torch.no_grad():
-        _, captions = model.build_cross_memory(logits, memory)
-        reused, _ = model.build_cross_memory(refined, memory, previous_captions=captions)
-        full, _ = model.build_cross_memory(refined, memory)
-    assert encoded_rows == [4, 1, 4]
+        first_ids, first = model.encode_predicted_captions(logits, deduplicate=True)
+        _, reused = model.encode_predicted_captions(refined, previous_captions=(first_ids, first))
+        _, reused_once = model.encode_predicted_captions(
+            refined, previous_captions=(first_ids, first), deduplicate=True
+        )
+        _, full = model.encode_predicted_captions(refined)
+        _, full_first = model.encode_predicted_captions(logits)
+    assert encoded_rows == [3, 2, 1, 4, 4]
+    torch.testing.assert_close(first, full_first, atol=1e-5, rtol=0)
     torch.testing.assert_close(reused, full, atol=1e-5, rtol=0)
-    assert not torch.equal(
-        full[:, memory.shape[1] :], captions[1]
-    )  # the changed caption did change the memory
+    torch.testing.assert_close(reused_once, full, atol=1e-5, rtol=0)
+    assert not torch.allclose(full[2], first[2], atol=1e-3)  # the changed caption did change its features

@@ -184,6 +184,17 @@ class Clip4StrDecoder(nn.Module):
         """Cross-attention keys/values of every layer; the memory is fixed during a decoding stage."""
         return [layer.cross_attn.project_key_value(memory) for layer in self.layers]
 
+    def extend_memory(
+        self, memory_key_values: list[tuple[torch.Tensor, torch.Tensor]], extra: torch.Tensor
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Keys/values of the memory followed by `extra` tokens, given the memory's: only `extra` is projected."""
+        return [
+            (torch.cat([keys, extra_keys], dim=2), torch.cat([values, extra_values], dim=2))
+            for (keys, values), (extra_keys, extra_values) in zip(
+                memory_key_values, self.project_memory(extra), strict=True
+            )
+        ]
+
     def forward(
         self,
         context_ids: torch.Tensor,
@@ -762,33 +773,50 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         return self.visual_projection(self.vision_model.post_layernorm(hidden_states))
 
     def build_cross_memory(
-        self,
-        visual_logits: torch.Tensor,
-        image_memory: torch.Tensor,
-        early_exit: bool = True,
-        previous_captions: tuple[torch.Tensor, torch.Tensor] | None = None,
+        self, visual_logits: torch.Tensor, image_memory: torch.Tensor, early_exit: bool = True
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Image memory followed by the projected CLIP text tokens of the visual prediction (all positions,
         padding included: the official cross-attention has no padding mask).
 
-        Returns the memory and `(caption_ids, text_features)`. Given the previous call's pair, the text tower
-        only runs for the samples whose caption changed: the same ids give the same features, and after a
-        refinement most captions are unchanged (the text tower is the largest part of decoding at B/16).
+        Returns the memory and `(caption_ids, text_features)`.
         """
-        caption_ids = self.caption_tokenizer(visual_logits.detach().argmax(dim=-1), early_exit=early_exit)
-        if previous_captions is None:
-            text_features = self.encode_captions(caption_ids)
-        else:
-            previous_ids, text_features = previous_captions
-            changed = (caption_ids != previous_ids).any(dim=1).nonzero().squeeze(1)
-            if changed.numel():
-                text_features = text_features.index_copy(
-                    0, changed, self.encode_captions(caption_ids[changed])
-                )
+        caption_ids, text_features = self.encode_predicted_captions(visual_logits, early_exit)
         if self.config.image_detach:
             image_memory = image_memory.detach()
         memory = torch.cat([image_memory, text_features.to(image_memory.dtype)], dim=1)
         return memory, (caption_ids, text_features)
+
+    def encode_predicted_captions(
+        self,
+        visual_logits: torch.Tensor,
+        early_exit: bool = True,
+        previous_captions: tuple[torch.Tensor, torch.Tensor] | None = None,
+        deduplicate: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(caption_ids, text_features)` of the visual prediction.
+
+        The text tower is the largest part of decoding at B/16, and the same ids give the same features, so two
+        data-dependent shortcuts skip rows (both need the host to see the ids: not for static shapes). Given
+        the previous call's pair, only the samples whose caption changed are encoded — after a refinement most
+        captions are unchanged. With `deduplicate`, identical captions in the batch are encoded once.
+        """
+        caption_ids = self.caption_tokenizer(visual_logits.detach().argmax(dim=-1), early_exit=early_exit)
+        if previous_captions is None:
+            pending = torch.arange(caption_ids.shape[0], device=caption_ids.device)
+            text_features = None
+        else:
+            previous_ids, text_features = previous_captions
+            pending = (caption_ids != previous_ids).any(dim=1).nonzero().squeeze(1)
+            if not pending.numel():
+                return caption_ids, text_features
+        if deduplicate:
+            unique_ids, inverse = torch.unique(caption_ids[pending], dim=0, return_inverse=True)
+            encoded = self.encode_captions(unique_ids)[inverse]
+        else:
+            encoded = self.encode_captions(caption_ids[pending])
+        if text_features is None:
+            return caption_ids, encoded
+        return caption_ids, text_features.index_copy(0, pending, encoded)
 
     def encode_captions(self, caption_ids: torch.Tensor) -> torch.Tensor:
         """CLIP text ids -> projected text tokens, every position."""
@@ -901,7 +929,7 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
     def _autoregressive(
         self,
         decoder: Clip4StrDecoder,
-        memory: torch.Tensor,
+        memory: torch.Tensor | list[tuple[torch.Tensor, torch.Tensor]],
         context: torch.Tensor,
         num_steps: int,
         stop_at_eos: bool,
@@ -912,12 +940,13 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
 
         `use_cache=False` is the official order of work, kept as the reference: the whole prefix goes through
         the decoder again and the memory is re-projected at every step. With the cache, the memory's
-        keys/values are projected once and every step only embeds its new context token.
+        keys/values are projected once (or come projected, `memory` being a `project_memory` list) and every step
+        only embeds its new context token.
         """
         eos_id = self.config.eos_id
         causal = torch.triu(torch.full((num_steps, num_steps), float("-inf"), device=context.device), 1)
         if use_cache:
-            memory_key_values = decoder.project_memory(memory)
+            memory_key_values = memory if isinstance(memory, list) else decoder.project_memory(memory)
             # Without early stop the loop is static: attend over the whole preallocated cache, future masked.
             cache = Clip4StrDecoderCache(
                 decoder, context.shape[0], num_steps, memory_key_values[0][0], full=not stop_at_eos
@@ -955,8 +984,9 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         `use_cache=False` runs the official order of work (see `_autoregressive`), for reference. `fixed_steps`
         (default `config.decode_fixed_steps`) never stops early, so every shape is static (torch.compile, CUDA
         graphs, export); positions after [E] are padding for the refinement, so the outputs are the same.
-        With the cache (and not in the static mode) the refinement also reuses the text features of every
-        caption it did not change.
+        With the cache, each decoder projects the image memory's keys/values once for all its stages, and (not
+        in the static mode) the text tower encodes each distinct caption once and none the refinement left
+        unchanged.
         """
         config = self.config
         fixed_steps = config.decode_fixed_steps if fixed_steps is None else fixed_steps
@@ -967,15 +997,37 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         visual_queries = self.visual_decoder.pos_queries[:, :num_steps].expand(batch, -1, -1)
         cross_queries = self.cross_decoder.pos_queries[:, :num_steps].expand(batch, -1, -1)
         bos = torch.full((batch, 1), config.bos_id, dtype=torch.long, device=device)
+        # Reusing unchanged captions' text features needs a data-dependent batch subset: not in the static mode,
+        # and not in the reference order of work.
+        reuse_captions = use_cache and not fixed_steps
+
+        visual_memory = image_memory
+        if use_cache:
+            # Every stage of a decoder reads the same image memory: its keys/values are projected once per
+            # decoder (contiguous, as every step streams them), and each cross-modal stage projects only the
+            # text tokens of its caption.
+            visual_memory = [
+                (k.contiguous(), v.contiguous()) for k, v in self.visual_decoder.project_memory(image_memory)
+            ]
+            cross_image_memory = self.cross_decoder.project_memory(image_memory)
+
+        def cross_memory_of(visual_logits, previous_captions=None):
+            if not use_cache:
+                return self.build_cross_memory(visual_logits, image_memory, not fixed_steps)
+            captions = self.encode_predicted_captions(
+                visual_logits, not fixed_steps, previous_captions, deduplicate=reuse_captions
+            )
+            text_features = captions[1].to(image_memory.dtype)
+            return self.cross_decoder.extend_memory(cross_image_memory, text_features), captions
 
         if config.decode_ar:
             context = torch.full((batch, num_steps), config.pad_id, dtype=torch.long, device=device)
             context[:, 0] = config.bos_id
             visual_logits = self._autoregressive(
-                self.visual_decoder, image_memory, context, num_steps, not fixed_steps, use_cache
+                self.visual_decoder, visual_memory, context, num_steps, not fixed_steps, use_cache
             )
             # The cross-modal decoder overwrites the same context with its own predictions, as officially.
-            cross_memory, captions = self.build_cross_memory(visual_logits, image_memory, not fixed_steps)
+            cross_memory, captions = cross_memory_of(visual_logits)
             cross_logits = self._autoregressive(
                 self.cross_decoder, cross_memory, context, visual_logits.shape[1], False, use_cache
             )
@@ -986,8 +1038,8 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
                 stopped_at = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1) + 1, num_steps).max()
                 beyond_stop = torch.arange(num_steps, device=device)[None, :] >= stopped_at
         else:
-            visual_logits, _ = self.visual_decoder(bos, image_memory, queries=visual_queries)
-            cross_memory, captions = self.build_cross_memory(visual_logits, image_memory, not fixed_steps)
+            visual_logits, _ = self.visual_decoder(bos, visual_memory, queries=visual_queries)
+            cross_memory, captions = cross_memory_of(visual_logits)
             cross_logits, _ = self.cross_decoder(bos, cross_memory, queries=cross_queries)
 
         # Cloze mask: each position sees the whole context except the character it is asked to predict. The
@@ -1009,14 +1061,9 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
             )
             return logits
 
-        # Reusing unchanged captions' text features needs a data-dependent batch subset: not in the static mode,
-        # and not in the reference order of work.
-        reuse_captions = use_cache and not fixed_steps
         for iteration in range(config.refine_iters):
-            visual_logits = refine(self.visual_decoder, visual_logits, image_memory, visual_queries)
-            cross_memory, captions = self.build_cross_memory(
-                visual_logits, image_memory, not fixed_steps, captions if reuse_captions else None
-            )
+            visual_logits = refine(self.visual_decoder, visual_logits, visual_memory, visual_queries)
+            cross_memory, captions = cross_memory_of(visual_logits, captions if reuse_captions else None)
             first_fixed = fixed_steps and config.decode_ar and iteration == 0
             cross_logits = refine(
                 self.cross_decoder,
