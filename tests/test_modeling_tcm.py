@@ -13,11 +13,14 @@ from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
 from scenetext.modeling.tcm.convert_tcm import load_tcm_state_dict
 from scenetext.modeling.tcm.modeling_tcm import (
+    TcmFpnc,
     balanced_bce_loss,
     clip_resnet_model_config,
     dice_loss,
     masked_l1_loss,
+    nearest_upsampling_grid,
     resize_position_embedding,
+    upsample_twice_per_pixel,
 )
 
 LABEL_KEYS = ("shrink_map", "shrink_mask", "threshold_map", "threshold_mask")
@@ -175,10 +178,10 @@ def test_bf16_autocast_forward_and_loss():
     assert (outputs.prob_map.float() - reference).abs().max() < 0.05
 
 
-def model_with_trained_batch_norms() -> TcmForSceneTextDetection:
+def model_with_trained_batch_norms(**overrides) -> TcmForSceneTextDetection:
     """The tiny model with batch-norm statistics away from their identity initialisation, so that folding
     them into the convolutions is not a no-op."""
-    model = tiny_model()
+    model = tiny_model(**overrides)
     generator = torch.Generator().manual_seed(1)
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -203,6 +206,72 @@ def test_fast_inference_matches_the_official_order_of_work():
     # the folding replaced no module: parameter names, and so checkpoints, are timm's and mmocr's
     assert "image_encoder.trunk.stem.conv1.bn.running_var" in model.state_dict()
     assert "head.binarize.4.running_mean" in model.state_dict()
+
+
+def test_fast_residual_sums_overwrite_no_stage_output():
+    # two blocks a stage: the second block of each writes its residual sum into its input (identity shortcut)
+    model = model_with_trained_batch_norms(layers=(2, 2, 2, 2))
+    pixels = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        fast = model.image_encoder(pixels.contiguous(memory_format=torch.channels_last))
+        model.set_fast_inference(False)
+        reference = model.image_encoder(pixels)
+    for ours, theirs in zip(fast.stage_features, reference.stage_features, strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(fast.pixel_embeddings, reference.pixel_embeddings, atol=1e-4, rtol=1e-5)
+
+
+def test_fast_bottleneck_block_keeps_its_input_unless_told_to_consume_it():
+    model = model_with_trained_batch_norms(layers=(2, 1, 1, 1))
+    block = model.image_encoder.trunk.stages[0][1]  # identity shortcut
+    hidden = torch.randn(1, block.conv1_1x1.conv.in_channels, 16, 16)
+    with torch.no_grad():
+        kept = hidden.clone()
+        output = block(hidden)
+        torch.testing.assert_close(hidden, kept, atol=0, rtol=0)
+        consumed = block(hidden, consume_input=True)
+    assert consumed.data_ptr() == hidden.data_ptr()
+    torch.testing.assert_close(consumed, output, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_neck_without_upsampled_maps_equals_the_official_neck(channels_last):
+    torch.manual_seed(0)
+    neck = TcmFpnc([8, 16, 32, 33], lateral_channels=12, out_channels=4).eval()
+    features = [torch.randn(2, c, 48 // 2**i, 80 // 2**i) for i, c in enumerate([8, 16, 32, 33])]
+    features[3] = torch.randn(2, 33, 5, 8)  # not half of 6x10: the nearest-interpolation fallback
+    if channels_last:
+        features = [feature.contiguous(memory_format=torch.channels_last) for feature in features]
+    with torch.no_grad():
+        fast = neck(features)
+        neck.fast_inference = False
+        reference = neck(features)
+    assert fast.is_contiguous(memory_format=torch.channels_last) == channels_last
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_nearest_upsampling_grid_writes_what_interpolation_makes():
+    source = torch.randn(1, 3, 4, 5)
+    for size in [(8, 10), (16, 40), (4, 5)]:
+        target = torch.zeros(1, 3, *size)
+        nearest_upsampling_grid(target, source).copy_(source[:, :, :, None, :, None])
+        torch.testing.assert_close(target, F.interpolate(source, size=size), atol=0, rtol=0)
+    for size in [(12, 15), (9, 10)]:  # factor 3 (inexact in floats) and non-integer factors are left alone
+        assert nearest_upsampling_grid(torch.zeros(1, 3, *size), source) is None
+
+
+def test_upsampling_per_pixel_equals_two_transposed_convolutions():
+    torch.manual_seed(0)
+    hidden = torch.randn(2, 6, 5, 7).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(6, 4, 2, 2), torch.randn(4)
+    last_weight, last_bias = torch.randn(4, 2, 2, 2), torch.randn(2)
+    reference = F.conv_transpose2d(
+        F.conv_transpose2d(hidden, weight, bias, stride=2).relu(), last_weight, last_bias, stride=2
+    )
+    upsampled = upsample_twice_per_pixel(hidden, weight, bias, last_weight, last_bias, rows_per_chunk=2)
+    torch.testing.assert_close(upsampled, reference, atol=1e-5, rtol=1e-5)
+    assert upsample_twice_per_pixel(hidden.contiguous(), weight, bias, last_weight, last_bias) is None
+    assert upsample_twice_per_pixel(hidden, weight.requires_grad_(), bias, last_weight, last_bias) is None
 
 
 def test_batch_norms_are_folded_only_in_eval_mode():
