@@ -107,17 +107,24 @@ def can_fold_batch_norm(norm: nn.Module) -> bool:
     return isinstance(norm, nn.BatchNorm2d) and norm.running_mean is not None and norm.running_var is not None
 
 
-def can_run_onednn(hidden: torch.Tensor, conv: nn.Conv2d) -> bool:
-    """Whether `onednn_conv2d` can run `conv` on `hidden` directly: fp32 on a CPU with oneDNN, no autocast
-    (which casts inside `F.conv2d`), zero padding given as numbers."""
-    return (
-        hidden.device.type == "cpu"
-        and hidden.dtype == conv.weight.dtype == torch.float32
-        and torch.backends.mkldnn.is_available()
-        and not torch.is_autocast_enabled("cpu")
-        and conv.padding_mode == "zeros"
-        and not isinstance(conv.padding, str)
-    )
+def onednn_dtype(hidden: torch.Tensor, conv: nn.Conv2d) -> torch.dtype | None:
+    """The dtype in which `onednn_conv2d` runs `conv` on `hidden` by oneDNN itself, or None when it leaves the
+    call to `F.conv2d`: fp32, or under CPU autocast to bf16 the autocast dtype (`F.conv2d` would cast input,
+    weight and bias to it, and so does `onednn_conv2d`), on a CPU with oneDNN; zero padding given as numbers."""
+    if (
+        hidden.device.type != "cpu"
+        or not torch.backends.mkldnn.is_available()
+        or conv.padding_mode != "zeros"
+        or isinstance(conv.padding, str)
+    ):
+        return None
+    if torch.is_autocast_enabled("cpu"):
+        bf16_supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        autocast_dtype = torch.get_autocast_dtype("cpu")
+        if autocast_dtype == torch.bfloat16 and bf16_supported is not None and bf16_supported():
+            return autocast_dtype
+        return None
+    return torch.float32 if hidden.dtype == conv.weight.dtype == torch.float32 else None
 
 
 def onednn_conv2d(
@@ -127,15 +134,18 @@ def onednn_conv2d(
     bias: torch.Tensor | None,
     relu: bool = False,
 ) -> torch.Tensor:
-    """`conv`'s convolution with `weight` and `bias` (then a ReLU when `relu`), run by oneDNN whenever
-    `can_run_onednn`, else by `F.conv2d`.
+    """`conv`'s convolution with `weight` and `bias` (then a ReLU when `relu`), run by oneDNN in `onednn_dtype`,
+    else by `F.conv2d`.
 
     PyTorch sends 1x1 convolutions to its own im2col + GEMM path when it runs on one thread, which is 10-40%
-    slower than oneDNN on channels-last maps at the ICDAR2015 test scale (AVX2, torch 2.14); oneDNN also
-    applies the ReLU as it writes the output, instead of a second pass over the map."""
-    if not can_run_onednn(hidden, conv):
+    slower than oneDNN on channels-last maps at the ICDAR2015 test scale (torch 2.14); oneDNN also applies the
+    ReLU as it writes the output, instead of a second pass over the map."""
+    dtype = onednn_dtype(hidden, conv)
+    if dtype is None:
         hidden = conv._conv_forward(hidden, weight, bias)
         return hidden.relu_() if relu else hidden
+    hidden, weight = hidden.to(dtype), weight.to(dtype)
+    bias = None if bias is None else bias.to(dtype)
     geometry = (conv.padding, conv.stride, conv.dilation, conv.groups)
     fused_relu = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if relu else None
     if fused_relu is not None:
@@ -155,8 +165,11 @@ def onednn_conv2d_add_relu_(
     the sum and the ReLU applied on the way (the op PyTorch's compiler uses), so no new map is made and the
     two passes of `add_` and `relu_` are saved. Falls back to those passes when the op is not there."""
     fused = getattr(torch.ops.mkldnn, "_convolution_pointwise_", None)
-    if fused is None or not can_run_onednn(hidden, conv) or residual.dtype != hidden.dtype:
+    dtype = onednn_dtype(hidden, conv)
+    if fused is None or dtype is None or residual.dtype != dtype:
         return residual.add_(onednn_conv2d(hidden, conv, weight, bias)).relu_()
+    hidden, weight = hidden.to(dtype), weight.to(dtype)
+    bias = None if bias is None else bias.to(dtype)
     geometry = (conv.padding, conv.stride, conv.dilation, conv.groups)
     return fused.binary(residual, hidden, weight, bias, *geometry, "add", 1.0, "relu", [], "")
 
