@@ -237,6 +237,16 @@ def test_fast_inference_under_bf16_autocast_is_as_close_to_fp32_as_the_official_
     assert fast_error < 0.1 and fast_error <= 1.5 * official_error
 
 
+def test_fast_inference_model_can_be_traced_by_torch_compile():
+    # the eager-only oneDNN calls and in-place writes step aside while dynamo traces (no fake-tensor kernels)
+    model = model_with_trained_batch_norms(layers=(2, 1, 1, 1))
+    pixels = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        eager = model(pixels, output_threshold_maps=False).prob_map
+        traced = torch.compile(model, backend="eager")(pixels, output_threshold_maps=False).prob_map
+    torch.testing.assert_close(traced, eager, atol=1e-4, rtol=0)
+
+
 def test_fast_bottleneck_block_keeps_its_input_unless_told_to_consume_it():
     model = model_with_trained_batch_norms(layers=(2, 1, 1, 1))
     block = model.image_encoder.trunk.stages[0][1]  # identity shortcut

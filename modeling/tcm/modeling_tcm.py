@@ -110,9 +110,12 @@ def can_fold_batch_norm(norm: nn.Module) -> bool:
 def onednn_dtype(hidden: torch.Tensor, conv: nn.Conv2d) -> torch.dtype | None:
     """The dtype in which `onednn_conv2d` runs `conv` on `hidden` by oneDNN itself, or None when it leaves the
     call to `F.conv2d`: fp32, or under CPU autocast to bf16 the autocast dtype (`F.conv2d` would cast input,
-    weight and bias to it, and so does `onednn_conv2d`), on a CPU with oneDNN; zero padding given as numbers."""
+    weight and bias to it, and so does `onednn_conv2d`), on a CPU with oneDNN; zero padding given as numbers.
+    Never while `torch.compile` traces: the oneDNN ops have no fake-tensor kernels, and the compiler fuses
+    convolutions with their neighbours itself."""
     if (
-        hidden.device.type != "cpu"
+        torch.compiler.is_compiling()
+        or hidden.device.type != "cpu"
         or not torch.backends.mkldnn.is_available()
         or conv.padding_mode != "zeros"
         or isinstance(conv.padding, str)
@@ -220,9 +223,11 @@ class TcmBottleneckBlock(BottleneckBlock if BottleneckBlock is not None else nn.
     fast_inference: bool = True
 
     def forward(self, hidden: torch.Tensor, consume_input: bool = False) -> torch.Tensor:
+        # under torch.compile the compiler plans memory and fuses the sum itself (and trips over in-place writes)
         if (
             self.training
             or not self.fast_inference
+            or torch.compiler.is_compiling()
             or self.shortcut is None
             or any(type(module) is not nn.Identity for module in (self.drop_path, self.attn_last))
         ):
@@ -446,7 +451,7 @@ class TcmFpnc(nn.Module):
         )
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        if not self.training and self.fast_inference:
+        if not self.training and self.fast_inference and not torch.compiler.is_compiling():
             return self._forward_without_upsampled_maps(features)
         laterals = [conv(feature) for conv, feature in zip(self.lateral_convs, features, strict=True)]
         for i in range(len(laterals) - 1, 0, -1):
@@ -505,7 +510,7 @@ def upsample_twice_per_pixel(
 ) -> torch.Tensor | None:
     """`conv_transpose2d(relu(conv_transpose2d(hidden, weight, bias, stride=2)), last_weight, last_bias,
     stride=2)` for 2x2 kernels, as two matrix products per pixel; None when `hidden` is not channels-last or
-    gradients are wanted (the products write into one output).
+    gradients are wanted (the products write into one output) or `torch.compile` traces.
 
     With kernel = stride = 2 every input pixel alone makes a 2x2 cell of the middle map and every middle pixel
     a 2x2 cell of the output, so one pixel's channels map to its 4x4 output cell by `pixel @ weight`, a ReLU
@@ -515,7 +520,11 @@ def upsample_twice_per_pixel(
     batch, channels, height, width = hidden.shape
     pixels = hidden.permute(0, 2, 3, 1)
     tensors = (hidden, weight, bias, last_weight, last_bias)
-    if not pixels.is_contiguous() or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)):
+    if (
+        torch.compiler.is_compiling()
+        or not pixels.is_contiguous()
+        or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+    ):
         return None
     middle_channels, out_channels = weight.shape[1], last_weight.shape[1]
     # (in, out, ky, kx) -> (in, [ky, kx, out]): one pixel's 2x2 cell of output channels per row of the product
