@@ -4,8 +4,10 @@ One synthetic 720x1280 scene (dark words on a light background) goes through the
 (1024x1820, padded to 1024x1824), the model and DB post-processing. The baseline runs the model the official way
 (in `--dtype` as ours: fp32, or bf16 autocast, the official code's best mode on a bf16-capable CPU; default
 memory format, batch norms as separate passes, threshold branch computed) and post-processes
-each image with the per-contour loop; ours runs channels-last with folded batch norms in `--dtype`, skips the
-threshold branch and post-processes the batch with one-pass scoring in threads. Both post-process the same
+each image with the per-contour loop; ours runs the model's fast inference in `--dtype` (channels-last, folded
+batch norms, oneDNN convolutions with fused ReLUs and in-place residual sums, no upsampled maps in the neck,
+per-pixel products for the head's transposed convolutions: `TcmForSceneTextDetection.set_fast_inference`), skips
+the threshold branch and post-processes the batch with one-pass scoring in threads. Both post-process the same
 maps: the word boxes of the scene drawn as a blurred probability map (a random-weight model's own map has no
 text structure). Runs alternate (baseline, ours, baseline, ...) so that load from other processes hits both
 alike; wall time and this process's CPU time are both reported, the CPU time being the steadier on a shared
