@@ -242,6 +242,20 @@ class TcmBottleneckBlock(BottleneckBlock if BottleneckBlock is not None else nn.
         return self.act(last(branch).add_(residual))
 
 
+class TcmStage(nn.Sequential):
+    """A timm trunk stage (a `Sequential` of blocks) whose bottleneck blocks after the first may overwrite their
+    input (`TcmBottleneckBlock`'s `consume_input`): that input is the previous block's output, held by nothing
+    else, while the first block's input is the previous stage's output, which the encoder keeps."""
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        for index, block in enumerate(self):
+            if isinstance(block, TcmBottleneckBlock):
+                hidden = block(hidden, consume_input=index > 0)
+            else:
+                hidden = block(hidden)
+        return hidden
+
+
 def clip_resnet_model_config(config: TcmConfig) -> ByoModelCfg:
     """timm's `resnet50_clip` architecture at the sizes of `config`: 3-conv stem, average-pool anti-aliasing
     after the strided 3x3 convolution and average-pool downsampling shortcuts, as in OpenAI's
@@ -273,12 +287,15 @@ class TcmImageEncoder(nn.Module):
         self.trunk = ByobNet(
             clip_resnet_model_config(config), num_classes=0, global_pool="", in_chans=config.num_channels
         )
-        # Same parameters, eval-mode batch-norm folding and in-place residual sums (see the two classes).
+        # Same parameters, eval-mode batch-norm folding and in-place residual sums (see the three classes).
         for module in self.trunk.modules():
             if type(module) is ConvNormAct:
                 module.__class__ = TcmFoldingConvNormAct
             elif type(module) is BottleneckBlock:
                 module.__class__ = TcmBottleneckBlock
+        for stage in self.trunk.stages:
+            if type(stage) is nn.Sequential:
+                stage.__class__ = TcmStage
         grid = config.input_resolution // 32
         self.attention_pool = AttentionPool2d(
             config.stage_channels[3],
@@ -303,13 +320,7 @@ class TcmImageEncoder(nn.Module):
         hidden = self.trunk.stem(pixel_values)
         stage_features = []
         for stage in self.trunk.stages:
-            for index, block in enumerate(stage):
-                # a block may overwrite its input only when nothing else holds it: not a stage output
-                hidden = (
-                    block(hidden, consume_input=index > 0)
-                    if isinstance(block, TcmBottleneckBlock)
-                    else block(hidden)
-                )
+            hidden = stage(hidden)
             stage_features.append(hidden)
 
         pool = self.attention_pool
