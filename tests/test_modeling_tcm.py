@@ -247,6 +247,18 @@ def test_fast_inference_model_can_be_traced_by_torch_compile():
     torch.testing.assert_close(traced, eager, atol=1e-4, rtol=0)
 
 
+def test_fast_inference_in_eval_mode_keeps_gradients():
+    # eval mode with gradients (frozen batch norms, saliency): the fused oneDNN ops have no backward
+    model = model_with_trained_batch_norms(layers=(2, 1, 1, 1))
+    gradients = []
+    for fast in (True, False):
+        model.set_fast_inference(fast)
+        pixels = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0), requires_grad=True)
+        model(pixels, output_threshold_maps=False).prob_map.sum().backward()
+        gradients.append(pixels.grad)
+    torch.testing.assert_close(gradients[0], gradients[1], atol=1e-4, rtol=1e-4)
+
+
 def test_fast_bottleneck_block_keeps_its_input_unless_told_to_consume_it():
     model = model_with_trained_batch_norms(layers=(2, 1, 1, 1))
     block = model.image_encoder.trunk.stages[0][1]  # identity shortcut

@@ -111,10 +111,11 @@ def onednn_dtype(hidden: torch.Tensor, conv: nn.Conv2d) -> torch.dtype | None:
     """The dtype in which `onednn_conv2d` runs `conv` on `hidden` by oneDNN itself, or None when it leaves the
     call to `F.conv2d`: fp32, or under CPU autocast to bf16 the autocast dtype (`F.conv2d` would cast input,
     weight and bias to it, and so does `onednn_conv2d`), on a CPU with oneDNN; zero padding given as numbers.
-    Never while `torch.compile` traces: the oneDNN ops have no fake-tensor kernels, and the compiler fuses
-    convolutions with their neighbours itself."""
+    Never while `torch.compile` traces (the oneDNN ops have no fake-tensor kernels, and the compiler fuses
+    convolutions with their neighbours itself) nor when gradients are wanted (the fused ops have none)."""
     if (
         torch.compiler.is_compiling()
+        or (torch.is_grad_enabled() and (hidden.requires_grad or conv.weight.requires_grad))
         or hidden.device.type != "cpu"
         or not torch.backends.mkldnn.is_available()
         or conv.padding_mode != "zeros"
@@ -216,17 +217,20 @@ class TcmFoldingConvNormAct(ConvNormAct if ConvNormAct is not None else nn.Modul
 class TcmBottleneckBlock(BottleneckBlock if BottleneckBlock is not None else nn.Module):
     """timm's bottleneck block that, in eval mode with folded batch norms, writes the residual sum into a map
     that already exists: the downsampled shortcut, or with `consume_input=True` the block's input (identity
-    shortcut), which the block then overwrites. At stride 4 a new sum is a 120 MB map that glibc maps from and
-    returns to the OS at every call (page faults on first touch, ~40 ms each here), plus two passes for the
-    sum and the ReLU. Same parameters, same values up to float rounding."""
+    shortcut), which the block then overwrites; under `torch.no_grad()` / `torch.inference_mode()`. At stride 4
+    a new sum is a 120 MB map that glibc maps from and returns to the OS at every call (page faults on first
+    touch, ~40 ms each here), plus two passes for the sum and the ReLU. Same parameters, same values up to float
+    rounding."""
 
     fast_inference: bool = True
 
     def forward(self, hidden: torch.Tensor, consume_input: bool = False) -> torch.Tensor:
-        # under torch.compile the compiler plans memory and fuses the sum itself (and trips over in-place writes)
+        # Only without autograd (the input and the shortcut are saved for the backward pass), and not under
+        # torch.compile, which plans memory and fuses the sum itself (and trips over the in-place writes).
         if (
             self.training
             or not self.fast_inference
+            or torch.is_grad_enabled()
             or torch.compiler.is_compiling()
             or self.shortcut is None
             or any(type(module) is not nn.Identity for module in (self.drop_path, self.attn_last))
