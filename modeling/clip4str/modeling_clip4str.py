@@ -939,14 +939,14 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         (which starts with [B]) and returns the logits of the steps run.
 
         `use_cache=False` is the official order of work, kept as the reference: the whole prefix goes through
-        the decoder again and the memory is re-projected at every step. With the cache, the memory's
-        keys/values are projected once (or come projected, `memory` being a `project_memory` list) and every step
-        only embeds its new context token.
+        the decoder again and the memory is re-projected at every step. With the cache, `memory` is the
+        decoder's `project_memory` keys/values, projected once by the caller, and every step only embeds its new
+        context token.
         """
         eos_id = self.config.eos_id
         causal = torch.triu(torch.full((num_steps, num_steps), float("-inf"), device=context.device), 1)
         if use_cache:
-            memory_key_values = memory if isinstance(memory, list) else decoder.project_memory(memory)
+            memory_key_values = memory
             # Without early stop the loop is static: attend over the whole preallocated cache, future masked.
             cache = Clip4StrDecoderCache(
                 decoder, context.shape[0], num_steps, memory_key_values[0][0], full=not stop_at_eos
@@ -997,7 +997,7 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         visual_queries = self.visual_decoder.pos_queries[:, :num_steps].expand(batch, -1, -1)
         cross_queries = self.cross_decoder.pos_queries[:, :num_steps].expand(batch, -1, -1)
         bos = torch.full((batch, 1), config.bos_id, dtype=torch.long, device=device)
-        # Reusing unchanged captions' text features needs a data-dependent batch subset: not in the static mode,
+        # Skipping unchanged and repeated captions needs data-dependent batch subsets: not in the static mode,
         # and not in the reference order of work.
         reuse_captions = use_cache and not fixed_steps
 
