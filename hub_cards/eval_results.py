@@ -1,6 +1,6 @@
 """Evaluation JSON written by `scenetext evaluate` -> the card's `model-index` results and its results table.
 
-The JSON's schema is documented in `scenetext.training.evaluation.reports`; only schema version 1 is read.
+The JSON's schema is documented in `scenetext.evaluation.reports`; only schema version 1 is read.
 Rates there are percentages, and they stay percentages on the card (as the papers print them).
 """
 

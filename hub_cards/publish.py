@@ -25,7 +25,7 @@ from .verify import verify_folder
 
 try:
     # The pipelines' build tool: copies their code into a folder and declares them in `custom_pipelines`.
-    from scenetext.processors.ocr.custom_pipelines_ocr import add_pipelines
+    from scenetext.pipelines.custom_pipelines import add_pipelines
 except ImportError:  # an installation without the pipelines publishes models without them
     add_pipelines = None
 

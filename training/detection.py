@@ -34,21 +34,21 @@ import numpy as np
 import torch
 from datasets import IterableDataset
 
+from scenetext.data.augment_detection import SceneAugment
+from scenetext.data.collators import detection_batch
+from scenetext.data.corrupt_records import CorruptRecordLog
+from scenetext.data.hub import hub_detection_dataset
+from scenetext.data.icdar_folder import icdar_detection_dataset
+from scenetext.data.jsonl import jsonl_detection_dataset
+from scenetext.data.synthetic import SyntheticSceneConfig, synthetic_scene_dataset
+from scenetext.data.synthetic_text import TextSampling
+from scenetext.evaluation.metrics.detection import TextRegions, score_detection
 from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
 from scenetext.modeling.tcm.configuration_tcm import TCM_PRESETS
 from scenetext.processors.tcm import TcmImageProcessor
 
-from .collators import detection_batch
 from .config import TrainingConfig, dataclass_from_mapping
-from .data.corrupt_records import CorruptRecordLog
-from .data.hub import hub_detection_dataset
-from .data.icdar_folder import icdar_detection_dataset
-from .data.jsonl import jsonl_detection_dataset
-from .data.synthetic import SyntheticSceneConfig, synthetic_scene_dataset
-from .data.synthetic_text import TextSampling
-from .detection_augment import SceneAugment
 from .loop import backbone_and_head_groups, sample_seed, train_stream
-from .metrics.detection import TextRegions, score_detection
 
 
 def load_openai_clip_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -33,21 +33,21 @@ from typing import Any
 import torch
 from datasets import IterableDataset
 
+from scenetext.data.augment_recognition import WordCropRandAugment
+from scenetext.data.corrupt_records import CorruptRecordLog
+from scenetext.data.hub import hub_recognition_dataset
+from scenetext.data.lmdb import lmdb_recognition_dataset
+from scenetext.data.synthetic import SyntheticWordConfig, synthetic_word_dataset
+from scenetext.data.synthetic_text import TextSampling
+from scenetext.evaluation.metrics.recognition import RecognitionScores
+from scenetext.evaluation.recognizer import evaluate_recognition_samples
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
 from scenetext.modeling.clip4str.convert_clip4str import build_processor
+from scenetext.pipelines.custom_pipelines import add_pipelines
 from scenetext.processors.clip4str import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Clip4StrProcessor
-from scenetext.processors.ocr.custom_pipelines_ocr import add_pipelines
 
-from .augment import WordCropRandAugment
 from .config import TrainingConfig, dataclass_from_mapping
-from .data.corrupt_records import CorruptRecordLog
-from .data.hub import hub_recognition_dataset
-from .data.lmdb import lmdb_recognition_dataset
-from .data.synthetic import SyntheticWordConfig, synthetic_word_dataset
-from .data.synthetic_text import TextSampling
-from .evaluation.recognizer import evaluate_recognition_samples
 from .loop import backbone_and_head_groups, sample_seed, train_stream
-from .metrics.recognition import RecognitionScores
 
 
 def _shared_encoder_parameters(name: str) -> bool:

@@ -1,0 +1,195 @@
+"""`scenetext evaluate recognizer|detector`: run a model on the standard data, or score prediction files.
+
+Both print the paper-style table and write the JSON report described in `reports.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from scenetext.evaluation.benchmarks import BENCHMARK_GROUPS
+from scenetext.evaluation.detector import (
+    PRESET_NUM_POINTS,
+    evaluate_detector,
+    load_detector,
+    preset_num_points,
+    score_result_files,
+)
+from scenetext.evaluation.devices import DTYPES, INT8
+from scenetext.evaluation.metrics.recognition import PROTOCOL_CHARSETS
+from scenetext.evaluation.recognizer import (
+    evaluate_recognizer_on_benchmarks,
+    load_recognizer,
+    score_prediction_file,
+)
+from scenetext.evaluation.reports import write_json
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the `evaluate` command and its `recognizer` and `detector` sub-commands."""
+    evaluate = subparsers.add_parser(
+        "evaluate", help="evaluate a recognizer or detector with the standard protocols"
+    )
+    tasks = evaluate.add_subparsers(dest="task", required=True)
+
+    recognizer = tasks.add_parser(
+        "recognizer",
+        help="word accuracy and 1-NED on the LMDB benchmarks, or of a JSON-lines prediction file",
+        description="Either --model with --data (LMDB benchmarks under ROOT) or --predictions FILE.jsonl "
+        'with one {"prediction": ..., "label": ...} object per line.',
+    )
+    source = recognizer.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="saved recognizer folder or Hub id (loaded with trust_remote_code)")
+    source.add_argument("--predictions", type=Path, help="JSON-lines file of prediction/label records")
+    recognizer.add_argument("--data", type=Path, help="benchmark root: <root>/test/<name> or <root>/<name>")
+    recognizer.add_argument(
+        "--benchmarks",
+        nargs="+",
+        metavar="NAME",
+        help=f"benchmark or group names ({', '.join([*BENCHMARK_GROUPS, 'all'])}); default: all standard sets",
+    )
+    recognizer.add_argument(
+        "--protocol",
+        choices=list(PROTOCOL_CHARSETS),
+        default="36",
+        help="test charset: 36 lowercase alphanumeric (default), 62 case-sensitive, 94 printable ASCII",
+    )
+    recognizer.add_argument("--batch-size", type=int, default=512)
+    _add_model_options(recognizer, extra_dtypes=(INT8,))
+    recognizer.add_argument(
+        "--json", type=Path, default=Path("evaluation-recognizer.json"), help="report path"
+    )
+    recognizer.set_defaults(func=run_recognizer)
+
+    detector = tasks.add_parser(
+        "detector",
+        help="precision/recall/hmean (ICDAR 2015 IoU protocol) of a model or of ICDAR result files",
+        description="Either --model, run on the images <name>.<ext> of --data with ground truth "
+        "gt_<name>.txt beside them or in --ground-truth, or --predictions DIR of res_<name>.txt files scored "
+        "against the gt_<name>.txt files of --data.",
+    )
+    source = detector.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="saved detector folder or Hub id (loaded with trust_remote_code)")
+    source.add_argument("--predictions", type=Path, help="folder of res_<name>.txt result files")
+    detector.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="with --model: folder of images; with --predictions: of gt_*.txt",
+    )
+    detector.add_argument(
+        "--ground-truth", type=Path, help="with --model: folder of the gt_<name>.txt files (default: --data)"
+    )
+    detector.add_argument(
+        "--preset",
+        choices=list(PRESET_NUM_POINTS),
+        default="icdar2015",
+        help="dataset settings: ground truth as quadrilaterals (icdar2015, td500) or polygons, and with "
+        "--model the test scale and post-processing of TCM's released config",
+    )
+    thresholds = detector.add_mutually_exclusive_group()
+    thresholds.add_argument("--score-threshold", type=float, help="keep detections with score >= this")
+    thresholds.add_argument(
+        "--best-hmean-sweep",
+        action="store_true",
+        help="report the best hmean over score thresholds 0.3-0.9, as mmocr and TCM do (tuned on the test set)",
+    )
+    detector.add_argument(
+        "--order-by-score",
+        action="store_true",
+        help="with --predictions: match detections by descending score, as the official script does with "
+        "confidences (default: file order)",
+    )
+    detector.add_argument(
+        "--end-to-end",
+        choices=list(PROTOCOL_CHARSETS),
+        metavar="PROTOCOL",
+        help="with --predictions: result lines end with a transcription; also score reading (36, 62 or 94)",
+    )
+    detector.add_argument(
+        "--visualize", type=Path, metavar="DIR", help="with --model: draw GT and detections"
+    )
+    detector.add_argument("--batch-size", type=int, default=1)
+    _add_model_options(detector)
+    detector.add_argument("--json", type=Path, default=Path("evaluation-detector.json"), help="report path")
+    detector.set_defaults(func=run_detector)
+    return evaluate
+
+
+def _add_model_options(parser: argparse.ArgumentParser, extra_dtypes: tuple[str, ...] = ()) -> None:
+    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    dtype_help = "model precision (default float32)"
+    if extra_dtypes:
+        dtype_help += (
+            f"; {', '.join(extra_dtypes)}: float32 with dynamically quantized linear layers, CPU only"
+        )
+    parser.add_argument("--dtype", choices=[*DTYPES, *extra_dtypes], help=dtype_help)
+
+
+def _fail(message: str) -> int:
+    print(f"scenetext evaluate: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run_recognizer(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.predictions is not None:
+            if args.data is not None or args.benchmarks:
+                return _fail("--data and --benchmarks apply to --model; a prediction file carries its labels")
+            report = score_prediction_file(args.predictions, args.protocol)
+        else:
+            if args.data is None:
+                return _fail("--model needs --data ROOT (the benchmark root)")
+            predict = load_recognizer(args.model, args.device, args.dtype)
+            report = evaluate_recognizer_on_benchmarks(
+                predict, args.data, args.benchmarks, args.protocol, args.batch_size, model_name=args.model
+            )
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(str(error))
+    print(report.format_tables())
+    print(f"\nJSON report: {write_json(report, args.json)}")
+    return 0
+
+
+def run_detector(args: argparse.Namespace) -> int:
+    try:
+        if args.predictions is not None:
+            if args.visualize is not None or args.ground_truth is not None:
+                return _fail(
+                    "--visualize and --ground-truth apply to --model; with --predictions, --data is the ground truth"
+                )
+            report = score_result_files(
+                args.predictions,
+                args.data,
+                preset_num_points(args.preset),
+                args.score_threshold,
+                args.best_hmean_sweep,
+                args.end_to_end,
+                args.order_by_score,
+            )
+        else:
+            if args.end_to_end is not None:
+                return _fail(
+                    "--end-to-end scores result files with transcriptions; use it with --predictions"
+                )
+            predict = load_detector(args.model, args.preset, args.device, args.dtype)
+            report = evaluate_detector(
+                predict,
+                args.data,
+                args.ground_truth,
+                args.preset,
+                args.batch_size,
+                args.score_threshold,
+                args.best_hmean_sweep,
+                args.visualize,
+                model_name=args.model,
+            )
+    except (ValueError, FileNotFoundError) as error:
+        return _fail(str(error))
+    print(report.format_table())
+    print(f"\nJSON report: {write_json(report, args.json)}")
+    return 0

@@ -1,0 +1,259 @@
+"""`scenetext ocr IMAGE_OR_DIR...` reads scenes into JSON files and pictures; `scenetext demo` reads the sample
+scenes shipped in `assets/samples/` with the embedded default checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from scenetext.assets import DEFAULTS_DIR, SAMPLES_DIR
+
+# How each embedded checkpoint is produced (the training configs name the same commands).
+_DEFAULT_RECIPES = {
+    "recognizer": "scenetext train recognizer --config recognizer-embedded, then --config "
+    "recognizer-embedded-2, then copy runs/recognizer-embedded-2/best to assets/defaults/recognizer",
+    "detector": "scenetext train detector with the embedded detector's config, then copy its best folder to "
+    "assets/defaults/detector",
+}
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def write_sample_scenes(
+    folder: str | Path = SAMPLES_DIR, count: int = 4, seed: int = 7
+) -> dict[str, list[str]]:
+    """Render the demo's sample scenes (clean synthetic scenes of 300-400 px with 3-5 dictionary words) as
+    `scene-<i>.png` into `folder`, with `labels.json` giving each picture's words; returns those labels."""
+    from scenetext.data.synthetic import SyntheticSceneConfig, render_scene_sample
+    from scenetext.data.synthetic_text import TextSampling
+
+    config = SyntheticSceneConfig(
+        text=TextSampling(min_length=3, max_length=10, word_probability=1.0),
+        image_size=(300, 400),
+        num_words=(3, 5),
+        font_size=(28, 48),
+        max_angle=15.0,
+        horizontal_probability=0.5,
+        distractors=(0, 2),
+        blur_probability=0.0,
+        noise_probability=0.0,
+        jpeg_probability=0.0,
+    )
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = {}
+    for index in range(count):
+        sample = render_scene_sample(index, seed, config)
+        name = f"scene-{index}.png"
+        sample["image"].save(folder / name, optimize=True)
+        labels[name] = sample["texts"]
+    (folder / "labels.json").write_text(json.dumps(labels, indent=1) + "\n", encoding="utf-8")
+    return labels
+
+
+def default_checkpoints() -> tuple[Path, Path]:
+    """The embedded default (recognizer, detector) folders, `assets/defaults/{recognizer,detector}`.
+
+    Raises:
+        FileNotFoundError: a folder (or its config.json) is missing; the message names the folder and the
+            command that produces it.
+    """
+    folders = {kind: DEFAULTS_DIR / kind for kind in ("recognizer", "detector")}
+    missing = [kind for kind, folder in folders.items() if not (folder / "config.json").is_file()]
+    if missing:
+        lines = [f"  {folders[kind]} (make it with: {_DEFAULT_RECIPES[kind]})" for kind in missing]
+        raise FileNotFoundError("the embedded default checkpoints are missing:\n" + "\n".join(lines))
+    return folders["recognizer"], folders["detector"]
+
+
+def load_ocr_pipeline(
+    detector: str | Path, recognizer: str | Path, device: str | None = None, dtype: str = "float32"
+):
+    """An `OcrPipeline` over a detector and a recognizer folder, built from this package's own classes (no
+    folder code is run). `device` defaults to CUDA when available; `dtype` is float32, bfloat16 or float16."""
+    import torch
+
+    from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
+    from scenetext.modeling.tcm import TcmForSceneTextDetection
+    from scenetext.pipelines import OcrPipeline
+    from scenetext.processors.clip4str import Clip4StrProcessor
+    from scenetext.processors.tcm import TcmImageProcessor
+
+    for kind, folder in (("detector", detector), ("recognizer", recognizer)):
+        if not (Path(folder) / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{kind} folder {folder} has no config.json: expected a save_pretrained folder"
+            )
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
+    torch_dtype = getattr(torch, dtype)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return OcrPipeline(
+        model=TcmForSceneTextDetection.from_pretrained(detector, dtype=torch_dtype).eval(),
+        image_processor=TcmImageProcessor.from_pretrained(detector),
+        recognizer=Clip4StrForSceneTextRecognition.from_pretrained(recognizer, dtype=torch_dtype),
+        recognizer_processor=Clip4StrProcessor.from_pretrained(recognizer),
+        device=device,
+    )
+
+
+def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files named on the command line, and every non-hidden file of each named directory (sorted, not
+    recursive). Files that are not images are kept: reading them fails later with a per-file message.
+
+    Raises:
+        FileNotFoundError: an input does not exist.
+    """
+    paths = []
+    for entry in map(Path, inputs):
+        if entry.is_dir():
+            paths.extend(sorted(p for p in entry.iterdir() if p.is_file() and not p.name.startswith(".")))
+        elif entry.is_file():
+            paths.append(entry)
+        else:
+            raise FileNotFoundError(f"{entry} does not exist")
+    return paths
+
+
+def open_image(path: Path) -> Image.Image:
+    """The RGB picture in `path`, with a clear ValueError when it is not a readable, non-empty image."""
+    if path.stat().st_size == 0:
+        raise ValueError("empty file (0 bytes)")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            picture = image.convert("RGB")
+    except UnidentifiedImageError:
+        raise ValueError("not an image file (unknown format)") from None
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"image too large: {error}") from None
+    except OSError as error:
+        raise ValueError(f"unreadable image: {error}") from None
+    if picture.width < 1 or picture.height < 1:
+        raise ValueError(f"the image is empty ({picture.width}x{picture.height} pixels)")
+    return picture
+
+
+@dataclass
+class FileReport:
+    """What happened to one input file."""
+
+    path: Path
+    results: list[dict] = field(default_factory=list)
+    json_path: Path | None = None
+    picture_path: Path | None = None
+    error: str | None = None
+
+
+def read_files(paths: Sequence[Path], ocr, out_dir: Path, progress: bool = True) -> list[FileReport]:
+    """Run `ocr` on each file and write `<out_dir>/<name>.json` (the results) and `<name>.png` (the drawn
+    picture). A file that fails gets its error in its report and the others go on."""
+    from tqdm.auto import tqdm
+
+    from scenetext.pipelines import draw_results
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports, used_names = [], set()
+    for path in tqdm(paths, desc="ocr", unit="image", disable=not progress or len(paths) < 2):
+        report = FileReport(path)
+        reports.append(report)
+        try:
+            picture = open_image(path)
+            report.results = ocr(picture)
+        except Exception as error:  # per-file isolation: one bad file must not stop the batch
+            report.error = f"{type(error).__name__}: {error}"
+            continue
+        name = _unique_name(path.stem, used_names)
+        report.json_path = out_dir / f"{name}.json"
+        report.json_path.write_text(json.dumps(report.results, indent=1) + "\n", encoding="utf-8")
+        report.picture_path = out_dir / f"{name}.png"
+        draw_results(picture, report.results).save(report.picture_path)
+    return reports
+
+
+def _unique_name(stem: str, used: set[str]) -> str:
+    name, number = stem, 1
+    while name in used:
+        number += 1
+        name = f"{stem}-{number}"
+    used.add(name)
+    return name
+
+
+def _print_report(report: FileReport) -> None:
+    if report.error is not None:
+        print(f"{report.path}: failed: {report.error}", file=sys.stderr)
+    elif not report.results:
+        print(f"{report.path}: no text found -> {report.picture_path}")
+    else:
+        words = " ".join(result["text"] for result in report.results)
+        print(f"{report.path}: {words} -> {report.picture_path}")
+
+
+def _run_ocr(args: argparse.Namespace) -> int:
+    try:
+        paths = collect_images(args.inputs)
+        if args.detector is None or args.recognizer is None:
+            recognizer, detector = default_checkpoints()
+            args.recognizer, args.detector = args.recognizer or recognizer, args.detector or detector
+        ocr = load_ocr_pipeline(args.detector, args.recognizer, args.device, args.dtype)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"scenetext ocr: {error}", file=sys.stderr)
+        if args.detector is None or args.recognizer is None:
+            print("(or pass --detector and --recognizer folders of your own)", file=sys.stderr)
+        return 2
+    reports = read_files(paths, ocr, Path(args.out))
+    for report in reports:
+        _print_report(report)
+    failed = sum(report.error is not None for report in reports)
+    print(f"{len(reports) - failed}/{len(reports)} images read; results in {args.out}")
+    return 1 if failed else 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    try:
+        recognizer, detector = default_checkpoints()
+    except FileNotFoundError as error:
+        print(f"scenetext demo needs the embedded checkpoints: {error}", file=sys.stderr)
+        return 2
+    samples = sorted(SAMPLES_DIR.glob("*.png"))
+    labels = json.loads((SAMPLES_DIR / "labels.json").read_text(encoding="utf-8"))
+    ocr = load_ocr_pipeline(detector, recognizer, args.device)
+    print(f"reading {len(samples)} sample scenes from {SAMPLES_DIR}")
+    reports = read_files(samples, ocr, Path(args.out), progress=False)
+    # a recognizer without capitals in its charset reads every word in lower case
+    caseless = not any(character.isupper() for character in ocr.recognizer_processor.tokenizer.charset)
+    exact = total = 0
+    for report in reports:
+        _print_report(report)
+        expected = [word.lower() if caseless else word for word in labels.get(report.path.name, [])]
+        read = [result["text"] for result in report.results]
+        total += len(expected)
+        exact += sum(min(read.count(word), expected.count(word)) for word in set(expected))
+    print(f"{exact}/{total} words of the samples read exactly; pictures in {args.out}")
+    return 1 if any(report.error for report in reports) else 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    ocr = subparsers.add_parser(
+        "ocr", help="read the text of images or folders of images", description=__doc__
+    )
+    ocr.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    ocr.add_argument("--detector", help="detector folder (default: the embedded assets/defaults/detector)")
+    ocr.add_argument("--recognizer", help="recognizer folder (default: assets/defaults/recognizer)")
+    ocr.add_argument("--out", default="ocr-results", help="where the JSON files and pictures go")
+    ocr.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    ocr.add_argument("--dtype", default="float32", choices=_DTYPES)
+    ocr.set_defaults(func=_run_ocr)
+
+    demo = subparsers.add_parser(
+        "demo", help="read the shipped sample scenes with the embedded checkpoints", description=__doc__
+    )
+    demo.add_argument("--out", default="demo-results", help="where the pictures go")
+    demo.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    demo.set_defaults(func=_run_demo)

@@ -1,0 +1,39 @@
+"""Smoke run of the detector benchmark at the tiny preset: the record's keys and values are consistent."""
+
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+
+DETECTOR = Path(__file__).resolve().parents[2] / "benchmarks" / "detector.py"
+STAGES = ("preprocess", "model", "postprocess")
+
+
+def test_detector_benchmark_tiny_writes_a_consistent_record(tmp_path):
+    out = tmp_path / "detector.json"
+    main = runpy.run_path(str(DETECTOR))["main"]
+    main(["--preset", "tiny", "--batch-size", "1", "--repeats", "1", "--json", str(out)])
+    record = json.loads(out.read_text())
+
+    assert record["preset"] == "tiny" and record["batch_size"] == 1 and record["dtype"] == "fp32"
+    assert record["input_size"] == [1024, 1824]  # the ICDAR2015 test scale of a 720x1280 scene, padded
+    for prefix in ("", "baseline_"):
+        for kind in ("s", "cpu_s"):
+            assert all(record[f"{prefix}{stage}_{kind}"] > 0 for stage in STAGES)
+        total = sum(record[f"{prefix}{stage}_s"] for stage in STAGES)
+        assert record[f"{prefix}images_per_s"] == pytest.approx(1 / total)
+    assert record["speedup"] == pytest.approx(record["images_per_s"] / record["baseline_images_per_s"])
+    assert record["cpu_speedup"] == pytest.approx(
+        record["cpu_images_per_s"] / record["baseline_cpu_images_per_s"]
+    )
+    # Ours must give the reference results: the same maps within float rounding, the same boundaries.
+    assert record["max_abs_prob_map_difference"] < 1e-4
+    assert record["postprocess_identical"] is True
+    assert record["detections"] > 0
+
+
+def test_detector_benchmark_rejects_unknown_preset():
+    run = runpy.run_path(str(DETECTOR))["run"]
+    with pytest.raises(ValueError, match="--preset"):
+        run("rn200", 1, "fp32", "cpu", 1)

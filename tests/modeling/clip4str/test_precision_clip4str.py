@@ -1,0 +1,60 @@
+"""Inference modes on a trained recognizer (the embedded default): the fast paths read the same words as the
+float32 reference order of work. Random weights cannot show this: their logits are near-ties everywhere."""
+
+import copy
+import itertools
+
+import pytest
+import torch
+
+from scenetext.cli.ocr import DEFAULTS_DIR
+from scenetext.data.synthetic import SyntheticWordConfig, TextSampling, synthetic_word_dataset
+from scenetext.evaluation.devices import quantize_linear_layers
+from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
+from scenetext.processors.clip4str import Clip4StrProcessor
+
+NUM_WORDS = 32
+
+
+@pytest.fixture(scope="module")
+def trained():
+    path = DEFAULTS_DIR / "recognizer"
+    processor = Clip4StrProcessor.from_pretrained(path)
+    model = Clip4StrForSceneTextRecognition.from_pretrained(path).eval()
+    words = synthetic_word_dataset(
+        NUM_WORDS, seed=3000, config=SyntheticWordConfig(text=TextSampling(min_length=3, max_length=10))
+    )
+    samples = list(itertools.islice(iter(words), NUM_WORDS))
+    pixel_values = processor(images=[sample["image"] for sample in samples], return_tensors="pt")[
+        "pixel_values"
+    ]
+    with torch.inference_mode():
+        memory = model.encode_image(pixel_values)
+        reference_logits, _ = model.decode(memory, use_cache=False)
+    reference = processor.batch_decode(reference_logits)["generated_text"]
+    # The reference must itself read the words, or agreeing with it would say little.
+    assert sum(text == sample["label"] for text, sample in zip(reference, samples, strict=True)) >= 28
+    return model, processor, pixel_values, memory, reference_logits, reference
+
+
+def test_cached_and_static_decoding_give_the_reference_logits(trained):
+    model, _, _, memory, reference_logits, _ = trained
+    with torch.inference_mode():
+        cached, _ = model.decode(memory, use_cache=True)
+        static, _ = model.decode(memory, use_cache=True, fixed_steps=True)
+    torch.testing.assert_close(cached, reference_logits, atol=1e-4, rtol=0)
+    torch.testing.assert_close(static[:, : reference_logits.shape[1]], reference_logits, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["bfloat16", "bf16-autocast", "int8"])
+def test_low_precision_modes_read_the_same_words(trained, mode):
+    model, processor, pixel_values, _, _, reference = trained
+    with torch.inference_mode():
+        if mode == "bfloat16":
+            logits = copy.deepcopy(model).to(torch.bfloat16)(pixel_values.to(torch.bfloat16)).logits
+        elif mode == "bf16-autocast":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                logits = model(pixel_values).logits
+        else:
+            logits = quantize_linear_layers(copy.deepcopy(model), torch.device("cpu"))(pixel_values).logits
+    assert processor.batch_decode(logits.float())["generated_text"] == reference
