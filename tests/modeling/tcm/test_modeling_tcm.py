@@ -1,6 +1,8 @@
 """TcmForSceneTextDetection: DB loss parity, training behaviour, save/load, CLIP initialisation, bad input."""
 
+import copy
 import json
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -13,14 +15,11 @@ from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
 from scenetext.modeling.tcm.convert_tcm import load_tcm_state_dict
 from scenetext.modeling.tcm.modeling_tcm import (
-    TcmFpnc,
     balanced_bce_loss,
     clip_resnet_model_config,
     dice_loss,
     masked_l1_loss,
-    nearest_upsampling_grid,
     resize_position_embedding,
-    upsample_twice_per_pixel,
 )
 
 LABEL_KEYS = ("shrink_map", "shrink_mask", "threshold_map", "threshold_mask")
@@ -178,156 +177,61 @@ def test_bf16_autocast_forward_and_loss():
     assert (outputs.prob_map.float() - reference).abs().max() < 0.05
 
 
-def model_with_trained_batch_norms(**overrides) -> TcmForSceneTextDetection:
-    """The tiny model with batch-norm statistics away from their identity initialisation, so that folding
-    them into the convolutions is not a no-op."""
-    model = tiny_model(**overrides)
-    generator = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            channels = module.num_features
-            module.running_mean.copy_(torch.rand(channels, generator=generator) - 0.5)
-            module.running_var.copy_(torch.rand(channels, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(channels, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.rand(channels, generator=generator) * 0.4 - 0.2)
-    return model.eval()
-
-
-def test_fast_inference_matches_the_official_order_of_work():
-    model = model_with_trained_batch_norms()
-    pixels = torch.randn(2, 3, 96, 128)
-    with torch.no_grad():
-        fast = model(pixels)
-        model.set_fast_inference(False)
-        reference = model(pixels)
-    assert fast.prob_map.shape == reference.prob_map.shape == (2, 1, 96, 128)
-    for key in ("prob_map", "thresh_map", "binary_map", "matching_map", "text_embeddings"):
-        torch.testing.assert_close(fast[key], reference[key], atol=1e-4, rtol=0, msg=key)
-    # the folding replaced no module: parameter names, and so checkpoints, are timm's and mmocr's
-    assert "image_encoder.trunk.stem.conv1.bn.running_var" in model.state_dict()
-    assert "head.binarize.4.running_mean" in model.state_dict()
-
-
-def test_fast_residual_sums_overwrite_no_stage_output():
-    # two blocks a stage: the second block of each writes its residual sum into its input (identity shortcut)
-    model = model_with_trained_batch_norms(layers=(2, 2, 2, 2))
-    pixels = torch.randn(1, 3, 64, 96)
-    with torch.no_grad():
-        fast = model.image_encoder(pixels.contiguous(memory_format=torch.channels_last))
-        model.set_fast_inference(False)
-        reference = model.image_encoder(pixels)
-    for ours, theirs in zip(fast.stage_features, reference.stage_features, strict=True):
-        torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-5)
-    torch.testing.assert_close(fast.pixel_embeddings, reference.pixel_embeddings, atol=1e-4, rtol=1e-5)
-
-
-def test_fast_inference_under_bf16_autocast_is_as_close_to_fp32_as_the_official_order():
-    # bf16 rounding alone moves this random model's map by ~0.09 (official order): ours must stay as close
-    model = tiny_model(layers=(2, 2, 2, 2)).eval()
-    pixels = torch.randn(1, 3, 64, 96)
-    with torch.no_grad():
-        reference = model(pixels).prob_map
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            fast = model(pixels, output_threshold_maps=False).prob_map
-            model.set_fast_inference(False)
-            official = model(pixels).prob_map
-    assert fast.dtype == official.dtype == torch.bfloat16
-    fast_error = (fast.float() - reference).abs().max()
-    official_error = (official.float() - reference).abs().max()
-    assert fast_error < 0.1 and fast_error <= 1.5 * official_error
-
-
-def test_fast_inference_model_can_be_traced_by_torch_compile():
-    # the eager-only oneDNN calls and in-place writes step aside while dynamo traces (no fake-tensor kernels)
-    model = model_with_trained_batch_norms(layers=(2, 1, 1, 1))
-    pixels = torch.randn(1, 3, 64, 96)
-    with torch.no_grad():
-        eager = model(pixels, output_threshold_maps=False).prob_map
-        traced = torch.compile(model, backend="eager")(pixels, output_threshold_maps=False).prob_map
-    torch.testing.assert_close(traced, eager, atol=1e-4, rtol=0)
-
-
-def test_fast_inference_in_eval_mode_keeps_gradients():
-    # eval mode with gradients (frozen batch norms, saliency): the fused oneDNN ops have no backward
-    model = model_with_trained_batch_norms(layers=(2, 1, 1, 1))
-    gradients = []
-    for fast in (True, False):
-        model.set_fast_inference(fast)
-        pixels = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(0), requires_grad=True)
-        model(pixels, output_threshold_maps=False).prob_map.sum().backward()
-        gradients.append(pixels.grad)
-    torch.testing.assert_close(gradients[0], gradients[1], atol=1e-4, rtol=1e-4)
-
-
-def test_fast_bottleneck_block_keeps_its_input_unless_told_to_consume_it():
-    model = model_with_trained_batch_norms(layers=(2, 1, 1, 1))
-    block = model.image_encoder.trunk.stages[0][1]  # identity shortcut
-    hidden = torch.randn(1, block.conv1_1x1.conv.in_channels, 16, 16)
-    with torch.no_grad():
-        kept = hidden.clone()
-        output = block(hidden)
-        torch.testing.assert_close(hidden, kept, atol=0, rtol=0)
-        consumed = block(hidden, consume_input=True)
-    assert consumed.data_ptr() == hidden.data_ptr()
-    torch.testing.assert_close(consumed, output, atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("channels_last", [True, False])
-def test_neck_without_upsampled_maps_equals_the_official_neck(channels_last):
-    torch.manual_seed(0)
-    neck = TcmFpnc([8, 16, 32, 33], lateral_channels=12, out_channels=4).eval()
-    features = [torch.randn(2, c, 48 // 2**i, 80 // 2**i) for i, c in enumerate([8, 16, 32, 33])]
-    features[3] = torch.randn(2, 33, 5, 8)  # not half of 6x10: the nearest-interpolation fallback
-    if channels_last:
-        features = [feature.contiguous(memory_format=torch.channels_last) for feature in features]
-    with torch.no_grad():
-        fast = neck(features)
-        neck.fast_inference = False
-        reference = neck(features)
-    assert fast.is_contiguous(memory_format=torch.channels_last) == channels_last
-    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
-
-
-def test_nearest_upsampling_grid_writes_what_interpolation_makes():
-    source = torch.randn(1, 3, 4, 5)
-    for size in [(8, 10), (16, 40), (4, 5)]:
-        target = torch.zeros(1, 3, *size)
-        nearest_upsampling_grid(target, source).copy_(source[:, :, :, None, :, None])
-        torch.testing.assert_close(target, F.interpolate(source, size=size), atol=0, rtol=0)
-    for size in [(12, 15), (9, 10)]:  # factor 3 (inexact in floats) and non-integer factors are left alone
-        assert nearest_upsampling_grid(torch.zeros(1, 3, *size), source) is None
-
-
-def test_upsampling_per_pixel_equals_two_transposed_convolutions():
-    torch.manual_seed(0)
-    hidden = torch.randn(2, 6, 5, 7).contiguous(memory_format=torch.channels_last)
-    weight, bias = torch.randn(6, 4, 2, 2), torch.randn(4)
-    last_weight, last_bias = torch.randn(4, 2, 2, 2), torch.randn(2)
-    reference = F.conv_transpose2d(
-        F.conv_transpose2d(hidden, weight, bias, stride=2).relu(), last_weight, last_bias, stride=2
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
+    model = tiny_model(layers=(2, 1, 1, 1)).train()
+    checkpointed = copy.deepcopy(model)
+    # transformers >= 5.24 renames gradient_checkpointing_enable (kept as a deprecated alias)
+    enable = (
+        getattr(checkpointed, "activation_checkpointing_enable", None)
+        or checkpointed.gradient_checkpointing_enable
     )
-    upsampled = upsample_twice_per_pixel(hidden, weight, bias, last_weight, last_bias, rows_per_chunk=2)
-    torch.testing.assert_close(upsampled, reference, atol=1e-5, rtol=1e-5)
-    assert upsample_twice_per_pixel(hidden.contiguous(), weight, bias, last_weight, last_bias) is None
-    assert upsample_twice_per_pixel(hidden, weight.requires_grad_(), bias, last_weight, last_bias) is None
+    enable()
+    assert (
+        checkpointed.image_encoder.gradient_checkpointing and not model.image_encoder.gradient_checkpointing
+    )
+    pixels, labels = torch.randn(2, 3, 64, 96), rectangle_labels(2, 64, 96)
+    recomputed = []
+    for (
+        stage
+    ) in checkpointed.image_encoder.trunk.stages:  # each stage starts twice: forward and recomputation
+        stage.register_forward_pre_hook(lambda *_: recomputed.append(True))
+    losses = []
+    for candidate in (model, checkpointed):
+        torch.manual_seed(0)  # the same dropout masks in the decoders
+        loss = candidate(pixels, labels=labels).loss
+        loss.backward()
+        losses.append(loss)
+
+    assert len(recomputed) == 2 * len(checkpointed.image_encoder.trunk.stages)
+    torch.testing.assert_close(losses[1], losses[0], atol=0, rtol=0)
+    gradients = {name: p.grad for name, p in checkpointed.named_parameters() if p.grad is not None}
+    assert "image_encoder.trunk.stages.0.0.conv1_1x1.conv.weight" in gradients
+    for name, parameter in model.named_parameters():
+        if parameter.grad is not None:
+            torch.testing.assert_close(gradients[name], parameter.grad, atol=1e-6, rtol=1e-5, msg=name)
 
 
-def test_batch_norms_are_folded_only_in_eval_mode():
-    model = model_with_trained_batch_norms().train()
-    pixels = torch.randn(2, 3, 64, 64)
-    labels = rectangle_labels(2, 64, 64)
-    torch.manual_seed(0)
-    fast = model(pixels, labels=labels)
-    model.set_fast_inference(False)
-    torch.manual_seed(0)
-    reference = model(pixels, labels=labels)
-    torch.testing.assert_close(fast.loss, reference.loss, atol=1e-4, rtol=1e-5)
-    fast.loss.backward()
-    assert model.head.binarize[1].weight.grad is not None  # the batch norm itself ran, with batch statistics
+def test_forward_raises_no_future_warning():
+    model = tiny_model().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        with torch.no_grad():
+            model(torch.randn(1, 3, 64, 64))
+
+
+def test_config_saved_with_the_removed_fast_inference_setting_still_loads(tmp_path):
+    model = tiny_model().eval()
+    model.save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "fast_inference": True}))
+    reloaded = TcmForSceneTextDetection.from_pretrained(tmp_path).eval()
+    pixels = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(pixels).prob_map, model(pixels).prob_map, atol=1e-5, rtol=0)
 
 
 def test_probability_map_alone_skips_the_threshold_branch():
-    model = model_with_trained_batch_norms()
+    model = tiny_model().eval()
     pixels = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         full = model(pixels)
