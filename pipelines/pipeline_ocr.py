@@ -11,6 +11,7 @@ from transformers import AutoModel, AutoProcessor, Pipeline, PreTrainedModel, Pr
 from transformers.image_utils import load_image
 
 from .cropping_ocr import rectify_region
+from .pipeline_tcm import detector_for_inference
 from .reading_order_ocr import reading_order
 
 # Settings of the detector's `post_process_text_detection` a caller may pass per call.
@@ -62,7 +63,9 @@ class OcrPipeline(Pipeline):
     `preset`, ...), `recognizer_batch_size` (crops recognized per forward pass, across all images of a batch;
     default 32) and `crop_margin` (image around each region given to the recognizer, as a fraction of the
     region's height per side; default 0.15). Results are in pixels of the original image; `box` is clipped to
-    it, `score` is the recognizer's confidence and `detection_score` the detector's.
+    it, `score` is the recognizer's confidence and `detection_score` the detector's. On CPU a detector in eval
+    mode runs as its `optimize_for_inference()` copy, made once when the pipeline is created (the model object
+    itself is not changed).
     """
 
     _load_image_processor = True
@@ -99,6 +102,7 @@ class OcrPipeline(Pipeline):
             )
         if recognizer_processor is None:
             raise ValueError("recognizer_processor is required when recognizer is a loaded model")
+        self.detector = detector_for_inference(self.model)
         self.recognizer = recognizer.to(self.device).eval()
         self.recognizer_processor = recognizer_processor
 
@@ -141,7 +145,7 @@ class OcrPipeline(Pipeline):
         batch = self.image_processor(images)
         pixel_values = batch["pixel_values"].to(self.device, self.dtype)
         # DB post-processing reads only the probability map: skip the threshold branch
-        outputs = self.model(pixel_values, output_threshold_maps=False)
+        outputs = self.detector(pixel_values, output_threshold_maps=False)
         detections = self.image_processor.post_process_text_detection(
             outputs.prob_map.float(),
             target_sizes=batch["original_sizes"],

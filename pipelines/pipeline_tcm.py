@@ -39,12 +39,20 @@ class SceneTextDetectionPipeline(Pipeline):
     Images of a batch are padded together (`batch_size`); post-processing settings (`threshold`,
     `min_score`, `unclip_ratio`, `box_type`, `preset`, ...) can be given per call and default to the image
     processor's `post_processing`.
+
+    On CPU a detector in eval mode runs as its `optimize_for_inference()` copy, made once when the pipeline is
+    created (same maps within float rounding; the copy shares the model's unfused weights and the model object
+    itself is not changed): create a new pipeline after changing the model's weights.
     """
 
     _load_image_processor = True
     _load_processor = False
     _load_tokenizer = False
     _load_feature_extractor = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.detector = detector_for_inference(self.model)
 
     def _sanitize_parameters(self, timeout: float | None = None, **kwargs: Any) -> tuple[dict, dict, dict]:
         unknown = set(kwargs) - set(POST_PROCESSING_ARGUMENTS)
@@ -66,7 +74,7 @@ class SceneTextDetectionPipeline(Pipeline):
         batch = self.image_processor(images)
         pixel_values = batch["pixel_values"].to(self.device, self.dtype)
         # post-processing reads only the probability map: skip the threshold branch
-        outputs = self.model(pixel_values, output_threshold_maps=False)
+        outputs = self.detector(pixel_values, output_threshold_maps=False)
         # post-processing reads each map only inside its image's own padded area, given the sizes below
         return {
             "prob_map": list(outputs.prob_map.float().cpu()),
@@ -84,6 +92,14 @@ class SceneTextDetectionPipeline(Pipeline):
             prob_map, target_sizes=[original_size], resized_sizes=[resized_size], **settings
         )
         return format_detections(detections)
+
+
+def detector_for_inference(model: Any) -> Any:
+    """What a pipeline runs to detect: on CPU, for a model in eval mode that offers it, the model's
+    `optimize_for_inference()` copy (an eval-only detector computing the same maps faster); else the model."""
+    if model.device.type != "cpu" or model.training or not hasattr(model, "optimize_for_inference"):
+        return model
+    return model.optimize_for_inference()
 
 
 def _unwrap(value: Any) -> Any:

@@ -75,7 +75,7 @@ def force_ground_truth(detector_pipeline, images, quads_per_image):
         assert output_threshold_maps is False  # detection reads only the probability map
         return types.SimpleNamespace(prob_map=shrink_map[:, None])
 
-    detector_pipeline.model.forward = forward
+    detector_pipeline.detector.forward = forward  # what the pipeline runs (on CPU, the optimized copy)
 
 
 def box_of(quad):
