@@ -118,8 +118,9 @@ class TcmImageEncoder(nn.Module):
     def __init__(self, config: TcmConfig):
         super().__init__()
         _require_timm()
-        # Set by `PreTrainedModel.gradient_checkpointing_enable`: the four ResNet stages hold most of the
-        # activation memory at detection scale, so each is recomputed in the backward pass instead of kept.
+        # Set by `activation_checkpointing_enable` (`gradient_checkpointing_enable` before transformers 5.24):
+        # the four ResNet stages hold most of the activation memory at detection scale, so each is recomputed
+        # in the backward pass instead of kept.
         self.gradient_checkpointing = False
         # num_classes=0 with an empty pool leaves timm's classifier without parameters; it is never called.
         self.trunk = ByobNet(
@@ -150,7 +151,8 @@ class TcmImageEncoder(nn.Module):
         stage_features = []
         for stage in self.trunk.stages:
             if self.gradient_checkpointing and self.training:
-                # Batch norms in training mode update their running statistics in the recomputation too.
+                # The recomputation runs the batch norms again: in training mode it can move their running
+                # statistics a second time (gradients and the loss are unchanged).
                 hidden = self._gradient_checkpointing_func(stage.__call__, hidden)
             else:
                 hidden = stage(hidden)

@@ -219,7 +219,7 @@ def test_forward_raises_no_future_warning():
             model(torch.randn(1, 3, 64, 64))
 
 
-def test_config_saved_with_the_removed_fast_inference_setting_still_loads(tmp_path):
+def test_config_with_a_key_this_version_does_not_know_still_loads(tmp_path):
     model = tiny_model().eval()
     model.save_pretrained(tmp_path)
     config_file = tmp_path / "config.json"
