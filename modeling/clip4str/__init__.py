@@ -1,9 +1,15 @@
 from .configuration_clip4str import PRESETS, Clip4StrConfig
-from .modeling_clip4str import Clip4StrForSceneTextRecognition, Clip4StrOutput, Clip4StrPreTrainedModel
+from .modeling_clip4str import (
+    Clip4StrDecodingOptions,
+    Clip4StrForSceneTextRecognition,
+    Clip4StrOutput,
+    Clip4StrPreTrainedModel,
+)
 
 __all__ = [
     "PRESETS",
     "Clip4StrConfig",
+    "Clip4StrDecodingOptions",
     "Clip4StrForSceneTextRecognition",
     "Clip4StrOutput",
     "Clip4StrPreTrainedModel",

@@ -18,12 +18,9 @@ from typing import Any
 import torch
 from transformers import CLIPTextConfig, CLIPVisionConfig
 
+from .caption_tokenizer_clip4str import installed_openai_merges_file, read_openai_clip_merges
 from .configuration_clip4str import CHARSET_36, CHARSET_94, Clip4StrConfig, as_pair
-from .modeling_clip4str import (
-    Clip4StrForSceneTextRecognition,
-    _installed_openai_merges_file,
-    read_openai_clip_merges,
-)
+from .modeling_clip4str import Clip4StrForSceneTextRecognition
 
 # Official test-time normalisation (test.py / read.py call the transform without CLIP's mean/std).
 OFFICIAL_TEST_MEAN = (0.5, 0.5, 0.5)
@@ -252,7 +249,7 @@ def convert_clip4str_checkpoint(
     model = Clip4StrForSceneTextRecognition(config)
     load_converted_weights(model, convert_state_dict(state_dict))
     if not model.caption_tokenizer.has_merges:
-        merges_file = _installed_openai_merges_file()
+        merges_file = installed_openai_merges_file()
         if merges_file is None:
             raise RuntimeError("converting needs CLIP's BPE merges: install open-clip-torch")
         model.caption_tokenizer.load_merges(*read_openai_clip_merges(merges_file))

@@ -1,5 +1,6 @@
 """CLIP4STR model: parity with the official implementation, training behaviour, loading."""
 
+import dataclasses
 import functools
 import random
 import re
@@ -12,6 +13,11 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
+from scenetext.modeling.clip4str.caption_tokenizer_clip4str import (
+    Clip4StrCaptionTokenizer,
+    installed_openai_merges_file,
+    read_openai_clip_merges,
+)
 from scenetext.modeling.clip4str.configuration_clip4str import CHARSET_94
 from scenetext.modeling.clip4str.convert_clip4str import (
     build_processor,
@@ -21,10 +27,8 @@ from scenetext.modeling.clip4str.convert_clip4str import (
     load_official_checkpoint,
 )
 from scenetext.modeling.clip4str.modeling_clip4str import (
-    Clip4StrCaptionTokenizer,
-    _installed_openai_merges_file,
+    Clip4StrDecodingOptions,
     permutation_attention_masks,
-    read_openai_clip_merges,
 )
 from scenetext.processors.clip4str import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from scenetext.processors.clip4str.tokenization_clip4str import Clip4StrTokenizer
@@ -100,7 +104,7 @@ def _open_clip_ids(text: str, context_length: int = 16) -> list[int]:
 def test_caption_tokenizer_matches_openai_clip_tokenizer(caption_charset):
     config = Clip4StrConfig(caption_charset=caption_charset)
     tokenizer = Clip4StrCaptionTokenizer(config)
-    tokenizer.load_merges(*read_openai_clip_merges(_installed_openai_merges_file()))
+    tokenizer.load_merges(*read_openai_clip_merges(installed_openai_merges_file()))
     rng = random.Random(0)
     texts = ["don't", "it's", "x's'd", "!'s", "''s", "aaaa", "mississippi", "a1b22", "we'rell", "i'lll"]
     texts += ["".join(rng.choice(config.charset) for _ in range(rng.randint(1, 25))) for _ in range(300)]
@@ -124,7 +128,7 @@ def test_caption_ends_at_the_characters_of_the_eos_string():
     # The official caption is a string cut at the first "[E]": the three characters '[', 'E', ']' end it too.
     config = Clip4StrConfig()
     tokenizer = Clip4StrCaptionTokenizer(config)
-    tokenizer.load_merges(*read_openai_clip_merges(_installed_openai_merges_file()))
+    tokenizer.load_merges(*read_openai_clip_merges(installed_openai_merges_file()))
     char_ids = {char: index for index, char in enumerate(config.charset, start=1)}
     ids = torch.tensor([[char_ids[c] for c in "ab[E]cd"] + [0]])
     assert tokenizer(ids)[0].tolist() == _open_clip_ids("ab")
@@ -197,6 +201,50 @@ def test_gradients_respect_freezing_and_image_detach():
     _, _, cross_logits = model.permuted_language_modeling_loss(memory, labels)
     cross_logits.sum().backward()
     assert model.vision_model.embeddings.patch_embedding.weight.grad is None
+
+
+@pytest.mark.parametrize("text_freeze_nlayer", [-1, 1])
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(text_freeze_nlayer):
+    # text_freeze_nlayer=1: the trainable text layer reads a frozen one's output, which needs no gradient.
+    model = tiny_model(
+        decoder_dropout=0.0, decoder_num_layers=2, text_freeze_nlayer=text_freeze_nlayer
+    ).train()
+    labels = _encode(["ab", "c4d"], model.config)
+    pixel_values = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    permutations = model.generate_permutations(labels.shape[1] - 2)
+
+    def loss_and_gradients():
+        model.zero_grad()
+        loss = model(pixel_values, labels=labels, permutations=permutations).loss
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    loss, gradients = loss_and_gradients()
+    model.activation_checkpointing_enable()  # formerly `gradient_checkpointing_enable`
+    checkpointed = []
+
+    def counting(checkpoint, layer):
+        def run(*args, **kwargs):
+            checkpointed.append(layer)
+            return checkpoint(*args, **kwargs)
+
+        return run
+
+    for name, module in model.named_modules():
+        if getattr(module, "gradient_checkpointing", False) and name.rpartition(".")[2].isdigit():
+            module._gradient_checkpointing_func = counting(module._gradient_checkpointing_func, name)
+    checkpointed_loss, checkpointed_gradients = loss_and_gradients()
+    assert {name.rpartition(".")[0] for name in checkpointed} == {
+        "vision_model.encoder.layers",
+        "text_model.encoder.layers",
+        "visual_decoder.layers",
+        "cross_decoder.layers",
+    }
+    assert checkpointed_loss.item() == pytest.approx(loss.item(), abs=1e-6)
+    assert checkpointed_gradients.keys() == gradients.keys()
+    assert any(name.startswith("text_model.encoder.layers.1.") for name in gradients)
+    for name, gradient in gradients.items():
+        torch.testing.assert_close(checkpointed_gradients[name], gradient, atol=1e-6, rtol=1e-5, msg=name)
 
 
 def test_official_text_freezing_counts():
@@ -295,6 +343,8 @@ def test_model_loads_with_trust_remote_code_in_isolated_process(tmp_path, run_is
     with torch.no_grad():
         expected = model(pixel_values).logits
     model.save_pretrained(tmp_path / "model")
+    # The modeling file imports the caption tokenizer relatively: save_pretrained must copy it along.
+    assert (tmp_path / "model" / "caption_tokenizer_clip4str.py").is_file()
     torch.save({"pixel_values": pixel_values, "logits": expected}, tmp_path / "io.pt")
     stdout = run_isolated(
         f"""
@@ -324,7 +374,7 @@ def test_from_clip_takes_both_towers_and_the_tokenizer_merges(tmp_path):
         )
     )
     clip.save_pretrained(tmp_path / "clip")
-    merges, vocab = read_openai_clip_merges(_installed_openai_merges_file())
+    merges, vocab = read_openai_clip_merges(installed_openai_merges_file())
     clip_tokenizer = CLIPTokenizer(vocab=vocab, merges=merges)
     assert clip_tokenizer("mississippi")["input_ids"] == _open_clip_ids("mississippi")[:3]
     clip_tokenizer.save_pretrained(tmp_path / "clip")
@@ -448,28 +498,51 @@ def test_conversion_refuses_bad_checkpoints(tmp_path, official):
         convert_state_dict({**state_dict, "clip_model.something_new": torch.zeros(1)})
 
 
-def test_cached_and_fixed_step_decoding_match_the_official_order(official):
+def test_cached_and_fixed_step_decoding_match_the_official_order(official, reference_decode):
     model, io, _ = official
+    fixed_steps = dataclasses.replace(Clip4StrDecodingOptions.from_config(model.config), fixed_steps=True)
     with torch.no_grad():
         memory = model.encode_image(io["pixel_values"])
-        reference = model.decode(memory, use_cache=False)
-        for logits in (model.decode(memory), model.decode(memory, fixed_steps=True)):
+        reference = reference_decode(model, memory)
+        for logits in (model.decode(memory), model.decode(memory, fixed_steps)):
             for actual, expected in zip(logits, reference, strict=True):
                 torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
                 assert torch.equal(actual.argmax(-1), expected.argmax(-1))
     torch.testing.assert_close(reference[0], io["logits"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(reference[1], io["visual_logits"], atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
-def test_cached_decoding_matches_prefix_recomputation_with_deeper_decoders(num_layers):
+@pytest.mark.parametrize("fixed_steps", [False, True])
+def test_cached_decoding_matches_prefix_recomputation_with_deeper_decoders(
+    num_layers, fixed_steps, reference_decode
+):
     # With more than one layer the content stream is updated too; its cache must still give the same answer.
-    model = tiny_model(decoder_num_layers=num_layers, refine_iters=2).eval()
+    model = tiny_model(decoder_num_layers=num_layers, refine_iters=2, decode_fixed_steps=fixed_steps).eval()
     memory = model.encode_image(torch.randn(3, 3, 32, 32))
     with torch.no_grad():
-        reference = model.decode(memory, use_cache=False, fixed_steps=True)
-        cached = model.decode(memory, fixed_steps=True)
+        reference = reference_decode(model, memory)
+        cached = model.decode(memory)
     for actual, expected in zip(cached, reference, strict=True):
         torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+
+
+def test_decoding_without_autoregression_matches_the_official_order(reference_decode):
+    model = tiny_model(decode_ar=False, refine_iters=2).eval()
+    memory = model.encode_image(torch.randn(3, 3, 32, 32))
+    with torch.no_grad():
+        reference = reference_decode(model, memory)
+        cached = model.decode(memory)
+    assert cached[0].shape == (3, model.config.max_label_length + 1, model.config.num_classes)
+    for actual, expected in zip(cached, reference, strict=True):
+        torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+
+
+def test_decoding_options_come_from_the_config():
+    config = Clip4StrConfig.from_preset("tiny", decode_ar=False, refine_iters=3, decode_fixed_steps=True)
+    assert Clip4StrDecodingOptions.from_config(config) == Clip4StrDecodingOptions(
+        autoregressive=False, refine_iters=3, fixed_steps=True
+    )
 
 
 def test_caption_encoding_skips_unchanged_and_repeated_captions():
@@ -488,15 +561,12 @@ def test_caption_encoding_skips_unchanged_and_repeated_captions():
 
     model.encode_captions = counting_encode
     with torch.no_grad():
-        first_ids, first = model.encode_predicted_captions(logits, deduplicate=True)
+        first_ids, first = model.encode_predicted_captions(logits)
         _, reused = model.encode_predicted_captions(refined, previous_captions=(first_ids, first))
-        _, reused_once = model.encode_predicted_captions(
-            refined, previous_captions=(first_ids, first), deduplicate=True
-        )
-        _, full = model.encode_predicted_captions(refined)
-        _, full_first = model.encode_predicted_captions(logits)
-    assert encoded_rows == [3, 2, 1, 4, 4]
+        _, full = model.encode_predicted_captions(refined, fixed_steps=True)
+        _, full_first = model.encode_predicted_captions(logits, fixed_steps=True)
+    # Repeated: 4 captions, 3 distinct. Refined: 2 changed, to the same caption. Fixed steps: every row.
+    assert encoded_rows == [3, 1, 4, 4]
     torch.testing.assert_close(first, full_first, atol=1e-5, rtol=0)
     torch.testing.assert_close(reused, full, atol=1e-5, rtol=0)
-    torch.testing.assert_close(reused_once, full, atol=1e-5, rtol=0)
     assert not torch.allclose(full[2], first[2], atol=1e-3)  # the changed caption did change its features

@@ -2,6 +2,7 @@
 float32 reference order of work. Random weights cannot show this: their logits are near-ties everywhere."""
 
 import copy
+import dataclasses
 import itertools
 
 import pytest
@@ -11,13 +12,14 @@ from scenetext.cli.ocr import DEFAULTS_DIR
 from scenetext.data.synthetic import SyntheticWordConfig, TextSampling, synthetic_word_dataset
 from scenetext.evaluation.devices import quantize_linear_layers
 from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
+from scenetext.modeling.clip4str.modeling_clip4str import Clip4StrDecodingOptions
 from scenetext.processors.clip4str import Clip4StrProcessor
 
 NUM_WORDS = 32
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(reference_decode):
     path = DEFAULTS_DIR / "recognizer"
     processor = Clip4StrProcessor.from_pretrained(path)
     model = Clip4StrForSceneTextRecognition.from_pretrained(path).eval()
@@ -30,7 +32,7 @@ def trained():
     ]
     with torch.inference_mode():
         memory = model.encode_image(pixel_values)
-        reference_logits, _ = model.decode(memory, use_cache=False)
+        reference_logits, _ = reference_decode(model, memory)
     reference = processor.batch_decode(reference_logits)["generated_text"]
     # The reference must itself read the words, or agreeing with it would say little.
     assert sum(text == sample["label"] for text, sample in zip(reference, samples, strict=True)) >= 28
@@ -40,8 +42,9 @@ def trained():
 def test_cached_and_static_decoding_give_the_reference_logits(trained):
     model, _, _, memory, reference_logits, _ = trained
     with torch.inference_mode():
-        cached, _ = model.decode(memory, use_cache=True)
-        static, _ = model.decode(memory, use_cache=True, fixed_steps=True)
+        cached, _ = model.decode(memory)
+        fixed_steps = dataclasses.replace(Clip4StrDecodingOptions.from_config(model.config), fixed_steps=True)
+        static, _ = model.decode(memory, fixed_steps)
     torch.testing.assert_close(cached, reference_logits, atol=1e-4, rtol=0)
     torch.testing.assert_close(static[:, : reference_logits.shape[1]], reference_logits, atol=1e-4, rtol=0)
 
