@@ -63,7 +63,12 @@ def load_rgb_image(
         image = ImageOps.exif_transpose(image)
     if image.width < 1 or image.height < 1:
         raise ValueError(f"{name}: the image is empty ({image.width}x{image.height} pixels)")
-    return _to_rgb(image, name)
+    rgb = _to_rgb(image, name)
+    if not apply_exif_orientation and "exif" in rgb.info:
+        # The stored orientation is final: a later reader (an image processor) must not rotate it after all.
+        rgb = rgb.copy()
+        del rgb.info["exif"]
+    return rgb
 
 
 def _describe(image: Any) -> str:

@@ -137,3 +137,13 @@ def test_bad_inputs_are_errors_that_name_them(tmp_path):
         load_rgb_image(np.full((2, 2), 2.0))
     with pytest.raises(ValueError, match="empty"):
         load_rgb_image(np.zeros((0, 4), np.uint8))
+
+
+def test_stored_orientation_stays_stored_for_later_readers(tmp_path):
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    path = tmp_path / "rotated.jpg"
+    path.write_bytes(_encoded(Image.new("RGB", (60, 40)), "JPEG", exif=exif))
+    stored = load_rgb_image(path, apply_exif_orientation=False)
+    assert stored.size == (60, 40)
+    assert load_rgb_image(stored).size == (60, 40)

@@ -260,7 +260,9 @@ def test_recognition_rejects_unknown_input_types(folders):
         processor=Clip4StrProcessor.from_pretrained(recognizer_folder),
         device="cpu",
     )
-    with pytest.raises(TypeError, match="file paths, PIL images or numpy arrays"):
+    with pytest.raises(
+        TypeError, match="image path, URL, bytes, PIL image, numpy array or torch tensor, got float"
+    ):
         reader(3.5)
 
 
