@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from PIL import Image
 from transformers import Pipeline
 
 from .image_loading import load_rgb_image

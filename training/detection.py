@@ -43,6 +43,7 @@ from scenetext.data.jsonl import jsonl_detection_dataset
 from scenetext.data.synthetic import SyntheticSceneConfig, synthetic_scene_dataset
 from scenetext.data.synthetic_text import TextSampling
 from scenetext.evaluation.metrics.detection import TextRegions, score_detection
+from scenetext.modeling.checkpoints import load_foreign_checkpoint
 from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
 from scenetext.modeling.tcm.configuration_tcm import TCM_PRESETS
 from scenetext.processors.tcm import TcmImageProcessor
@@ -66,7 +67,7 @@ def load_openai_clip_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
     except RuntimeError:  # not TorchScript: a plain state dict
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_foreign_checkpoint(path)
     if not isinstance(state, dict):
         raise ValueError(f"model.from_clip: {path} holds a {type(state).__name__}, expected a state dict")
     return state
