@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import PIL.Image
 from tqdm.auto import tqdm
@@ -186,6 +187,11 @@ def load_recognizer(
     model = AutoModel.from_pretrained(str(model_path), trust_remote_code=True)
     model = place_model(model, resolve_device(device), resolve_precision(dtype))
     processor = AutoProcessor.from_pretrained(str(model_path), trust_remote_code=True)
+    return crop_predictor(model, processor)
+
+
+def crop_predictor(model: Any, processor: Any) -> RecognitionPredictor:
+    """The predictor of a loaded recognizer and its processor: each batch read by `recognize_crops`."""
 
     def predict(images: list[PIL.Image.Image]) -> tuple[list[str], list[float]]:
         readings = recognize_crops(model, processor, images, batch_size=max(1, len(images)))
