@@ -16,9 +16,8 @@ from scenetext.data.synthetic import SyntheticSceneConfig, render_scene_sample
 from scenetext.data.synthetic_text import TextSampling
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
 from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
-from scenetext.pipelines import add_pipelines, reading_order, rectify_region
+from scenetext.pipelines import DEFAULT_CROP_MARGIN, add_pipelines, reading_order, rectify_region
 from scenetext.pipelines.pipeline_clip4str import SceneTextRecognitionPipeline
-from scenetext.pipelines.pipeline_ocr import DEFAULT_CROP_MARGIN
 from scenetext.processors.clip4str import Clip4StrImageProcessor, Clip4StrProcessor, Clip4StrTokenizer
 from scenetext.processors.tcm import TcmImageProcessor
 
