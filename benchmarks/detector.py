@@ -31,12 +31,12 @@ import cv2
 import numpy as np
 import torch
 
+from scenetext.modeling.devices import add_device_arguments, resolve_device, resolve_precision
 from scenetext.modeling.tcm.configuration_tcm import TcmConfig
 from scenetext.modeling.tcm.modeling_tcm import TcmForSceneTextDetection
 from scenetext.processors.tcm import TcmImageProcessor, extract_text_boundaries_per_contour
 
 PRESETS = {"tiny": "tiny", "rn50": "rn50"}
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 SCENE_SIZE = (720, 1280)  # ICDAR2015 images
 STAGES = ("preprocess", "model", "postprocess")
 ALLOCATOR_ENV = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "LD_PRELOAD", "THP_MEM_ALLOC_ENABLE")
@@ -104,8 +104,10 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
     measurement record."""
     if preset not in PRESETS:
         raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {preset!r}")
-    if dtype not in DTYPES:
-        raise ValueError(f"--dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    precision = resolve_precision(dtype)
+    if precision.dynamic_int8:
+        raise ValueError("--dtype int8 quantizes linear layers; the detector's time is in convolutions")
+    device = resolve_device(device)
     if repeats < 1 or batch_size < 1:
         raise ValueError(f"--repeats and --batch-size must be >= 1, got {repeats} and {batch_size}")
     torch.manual_seed(0)
@@ -130,7 +132,7 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
 
     def autocast() -> torch.autocast:
         return torch.autocast(
-            device_type=torch.device(device).type, dtype=DTYPES[dtype], enabled=dtype != "fp32"
+            device_type=device.type, dtype=precision.dtype, enabled=precision.dtype != torch.float32
         )
 
     # Both sides run in `--dtype`: the official code's best mode on a bf16-capable CPU is bf16 autocast.
@@ -181,7 +183,7 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
         "preset": preset,
         "batch_size": batch_size,
         "dtype": dtype,
-        "device": device,
+        "device": str(device),
         "repeats": repeats,
         "input_size": list(pixel_values.shape[-2:]),
         "images_per_s": batch_size / total(wall, "ours"),
@@ -220,8 +222,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
-    parser.add_argument("--device", default="cpu")
+    add_device_arguments(parser, default_dtype="fp32")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", default=None, help="write the measurement record to this file")
     args = parser.parse_args(argv)

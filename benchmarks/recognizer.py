@@ -29,6 +29,13 @@ import torch
 
 from scenetext.modeling.clip4str.configuration_clip4str import Clip4StrConfig, as_pair
 from scenetext.modeling.clip4str.modeling_clip4str import Clip4StrForSceneTextRecognition
+from scenetext.modeling.devices import (
+    Precision,
+    add_device_arguments,
+    place_model,
+    resolve_device,
+    resolve_precision,
+)
 
 
 def _load_reference_decode() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
@@ -43,7 +50,6 @@ def _load_reference_decode() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]
 reference_decode = _load_reference_decode()
 
 PRESETS = {"tiny": "tiny", "b16": "vit-b16", "b32": "vit-b32", "l14": "vit-l14", "h14": "vit-h14"}
-DTYPES = ("fp32", "bf16", "int8")
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -79,8 +85,8 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
     """Time encoder and decoding for the baseline and ours, interleaved; returns the measurement record."""
     if preset not in PRESETS:
         raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {preset!r}")
-    if dtype not in DTYPES:
-        raise ValueError(f"--dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    precision = resolve_precision(dtype)
+    device = resolve_device(device)
     if repeats < 1 or batch_size < 1:
         raise ValueError(f"--repeats and --batch-size must be >= 1, got {repeats} and {batch_size}")
     torch.manual_seed(0)
@@ -88,13 +94,9 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
     model = Clip4StrForSceneTextRecognition(config).eval().to(device)
     pixel_values = torch.randn(batch_size, 3, *as_pair(config.vision_config.image_size), device=device)
     ours_model, ours_pixel_values = model, pixel_values
-    if dtype == "int8":
-        ours_model = torch.ao.quantization.quantize_dynamic(
-            copy.deepcopy(model), {torch.nn.Linear}, torch.qint8
-        )
-    elif dtype == "bf16":
-        ours_model = copy.deepcopy(model).to(torch.bfloat16)
-        ours_pixel_values = pixel_values.to(torch.bfloat16)
+    if precision != Precision():
+        ours_model = place_model(copy.deepcopy(model), device, precision)
+        ours_pixel_values = pixel_values.to(precision.dtype)
 
     def ours_encoder() -> torch.Tensor:
         return ours_model.encode_image(ours_pixel_values)
@@ -124,7 +126,7 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
         "preset": preset,
         "batch_size": batch_size,
         "dtype": dtype,
-        "device": device,
+        "device": str(device),
         "repeats": repeats,
         "decoding_steps": config.max_label_length + 1,
         "images_per_s": batch_size / statistics.median(ours),
@@ -150,8 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--dtype", default="fp32", choices=DTYPES)
-    parser.add_argument("--device", default="cpu")
+    add_device_arguments(parser, int8=True, default_dtype="fp32")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None, help="write the measurement record to this file")
     args = parser.parse_args(argv)

@@ -18,7 +18,6 @@ from scenetext.evaluation.detector import (
     preset_num_points,
     score_result_files,
 )
-from scenetext.evaluation.devices import DTYPES, INT8
 from scenetext.evaluation.metrics.recognition import PROTOCOL_CHARSETS
 from scenetext.evaluation.recognizer import (
     evaluate_recognizer_on_benchmarks,
@@ -26,6 +25,7 @@ from scenetext.evaluation.recognizer import (
     score_prediction_file,
 )
 from scenetext.evaluation.reports import write_json
+from scenetext.modeling.devices import add_device_arguments
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -58,7 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="test charset: 36 lowercase alphanumeric (default), 62 case-sensitive, 94 printable ASCII",
     )
     recognizer.add_argument("--batch-size", type=int, default=512)
-    _add_model_options(recognizer, extra_dtypes=(INT8,))
+    add_device_arguments(recognizer, int8=True)
     recognizer.add_argument(
         "--json", type=Path, default=Path("evaluation-recognizer.json"), help="report path"
     )
@@ -113,20 +113,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--visualize", type=Path, metavar="DIR", help="with --model: draw GT and detections"
     )
     detector.add_argument("--batch-size", type=int, default=1)
-    _add_model_options(detector)
+    add_device_arguments(detector)
     detector.add_argument("--json", type=Path, default=Path("evaluation-detector.json"), help="report path")
     detector.set_defaults(func=run_detector)
     return evaluate
-
-
-def _add_model_options(parser: argparse.ArgumentParser, extra_dtypes: tuple[str, ...] = ()) -> None:
-    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    dtype_help = "model precision (default float32)"
-    if extra_dtypes:
-        dtype_help += (
-            f"; {', '.join(extra_dtypes)}: float32 with dynamically quantized linear layers, CPU only"
-        )
-    parser.add_argument("--dtype", choices=[*DTYPES, *extra_dtypes], help=dtype_help)
 
 
 def _fail(message: str) -> int:

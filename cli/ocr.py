@@ -10,9 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from scenetext.assets import DEFAULTS_DIR, SAMPLES_DIR
+from scenetext.modeling.devices import add_device_arguments, place_model, resolve_device, resolve_precision
+from scenetext.pipelines.image_loading import load_rgb_image
 
 # How each embedded checkpoint is produced (the training configs name the same commands).
 _DEFAULT_RECIPES = {
@@ -21,39 +21,6 @@ _DEFAULT_RECIPES = {
     "detector": "scenetext train detector with the embedded detector's config, then copy its best folder to "
     "assets/defaults/detector",
 }
-_DTYPES = ("float32", "bfloat16", "float16")
-
-
-def write_sample_scenes(
-    folder: str | Path = SAMPLES_DIR, count: int = 4, seed: int = 7
-) -> dict[str, list[str]]:
-    """Render the demo's sample scenes (clean synthetic scenes of 300-400 px with 3-5 dictionary words) as
-    `scene-<i>.png` into `folder`, with `labels.json` giving each picture's words; returns those labels."""
-    from scenetext.data.synthetic import SyntheticSceneConfig, render_scene_sample
-    from scenetext.data.synthetic_text import TextSampling
-
-    config = SyntheticSceneConfig(
-        text=TextSampling(min_length=3, max_length=10, word_probability=1.0),
-        image_size=(300, 400),
-        num_words=(3, 5),
-        font_size=(28, 48),
-        max_angle=15.0,
-        horizontal_probability=0.5,
-        distractors=(0, 2),
-        blur_probability=0.0,
-        noise_probability=0.0,
-        jpeg_probability=0.0,
-    )
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    labels = {}
-    for index in range(count):
-        sample = render_scene_sample(index, seed, config)
-        name = f"scene-{index}.png"
-        sample["image"].save(folder / name, optimize=True)
-        labels[name] = sample["texts"]
-    (folder / "labels.json").write_text(json.dumps(labels, indent=1) + "\n", encoding="utf-8")
-    return labels
 
 
 def default_checkpoints() -> tuple[Path, Path]:
@@ -72,12 +39,11 @@ def default_checkpoints() -> tuple[Path, Path]:
 
 
 def load_ocr_pipeline(
-    detector: str | Path, recognizer: str | Path, device: str | None = None, dtype: str = "float32"
+    detector: str | Path, recognizer: str | Path, device: str | None = "auto", dtype: str = "float32"
 ):
     """An `OcrPipeline` over a detector and a recognizer folder, built from this package's own classes (no
-    folder code is run). `device` defaults to CUDA when available; `dtype` is float32, bfloat16 or float16."""
-    import torch
-
+    folder code is run). `device` and `dtype` are resolved by `scenetext.modeling.devices` (`auto`: CUDA
+    when available; float32, bfloat16 or float16)."""
     from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
     from scenetext.modeling.tcm import TcmForSceneTextDetection
     from scenetext.pipelines import OcrPipeline
@@ -89,16 +55,19 @@ def load_ocr_pipeline(
             raise FileNotFoundError(
                 f"{kind} folder {folder} has no config.json: expected a save_pretrained folder"
             )
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {_DTYPES}, got {dtype!r}")
-    torch_dtype = getattr(torch, dtype)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch_device, precision = resolve_device(device), resolve_precision(dtype)
+    if precision.dynamic_int8:
+        raise ValueError(
+            "scenetext ocr runs in float32, bfloat16 or float16; int8 is for recognizer evaluation"
+        )
     return OcrPipeline(
-        model=TcmForSceneTextDetection.from_pretrained(detector, dtype=torch_dtype).eval(),
+        model=place_model(TcmForSceneTextDetection.from_pretrained(detector), torch_device, precision),
         image_processor=TcmImageProcessor.from_pretrained(detector),
-        recognizer=Clip4StrForSceneTextRecognition.from_pretrained(recognizer, dtype=torch_dtype),
+        recognizer=place_model(
+            Clip4StrForSceneTextRecognition.from_pretrained(recognizer), torch_device, precision
+        ),
         recognizer_processor=Clip4StrProcessor.from_pretrained(recognizer),
-        device=device,
+        device=torch_device,
     )
 
 
@@ -118,25 +87,6 @@ def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
         else:
             raise FileNotFoundError(f"{entry} does not exist")
     return paths
-
-
-def open_image(path: Path) -> Image.Image:
-    """The RGB picture in `path`, with a clear ValueError when it is not a readable, non-empty image."""
-    if path.stat().st_size == 0:
-        raise ValueError("empty file (0 bytes)")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            picture = image.convert("RGB")
-    except UnidentifiedImageError:
-        raise ValueError("not an image file (unknown format)") from None
-    except Image.DecompressionBombError as error:
-        raise ValueError(f"image too large: {error}") from None
-    except OSError as error:
-        raise ValueError(f"unreadable image: {error}") from None
-    if picture.width < 1 or picture.height < 1:
-        raise ValueError(f"the image is empty ({picture.width}x{picture.height} pixels)")
-    return picture
 
 
 @dataclass
@@ -163,7 +113,7 @@ def read_files(paths: Sequence[Path], ocr, out_dir: Path, progress: bool = True)
         report = FileReport(path)
         reports.append(report)
         try:
-            picture = open_image(path)
+            picture = load_rgb_image(path)
             report.results = ocr(picture)
         except Exception as error:  # per-file isolation: one bad file must not stop the batch
             report.error = f"{type(error).__name__}: {error}"
@@ -247,13 +197,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ocr.add_argument("--detector", help="detector folder (default: the embedded assets/defaults/detector)")
     ocr.add_argument("--recognizer", help="recognizer folder (default: assets/defaults/recognizer)")
     ocr.add_argument("--out", default="ocr-results", help="where the JSON files and pictures go")
-    ocr.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    ocr.add_argument("--dtype", default="float32", choices=_DTYPES)
+    add_device_arguments(ocr)
     ocr.set_defaults(func=_run_ocr)
 
     demo = subparsers.add_parser(
         "demo", help="read the shipped sample scenes with the embedded checkpoints", description=__doc__
     )
     demo.add_argument("--out", default="demo-results", help="where the pictures go")
-    demo.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    demo.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
     demo.set_defaults(func=_run_demo)

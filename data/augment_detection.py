@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from scenetext.pipelines.image_loading import load_rgb_image
+
 
 @dataclass(frozen=True)
 class AugmentedScene:
@@ -67,9 +69,7 @@ class SceneAugment:
         self, image: Image.Image | np.ndarray, polygons: list, ignore: list[bool] | None, seed: int
     ) -> AugmentedScene:
         rng = np.random.default_rng(seed)
-        array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.uint8)
-        if array.ndim != 3 or array.shape[2] != 3:
-            raise ValueError(f"image must be RGB (height, width, 3), got shape {array.shape}")
+        array = np.asarray(load_rgb_image(image, apply_exif_orientation=False))
         points = [np.asarray(polygon, dtype=np.float64).reshape(-1, 2) for polygon in polygons]
         flags = [False] * len(points) if ignore is None else [bool(flag) for flag in ignore]
         if len(flags) != len(points):

@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 from timm.data import auto_augment
 
+from scenetext.pipelines.image_loading import load_rgb_image
+
 _HPARAMS = {
     "rotate_deg": 30,
     "shear_x_pct": 0.9,
@@ -60,7 +62,7 @@ class WordCropRandAugment:
 
     def __call__(self, image: Image.Image, seed: int) -> Image.Image:
         with _seeded_global_generators(seed):
-            return self.transform(image.convert("RGB"))
+            return self.transform(load_rgb_image(image, apply_exif_orientation=False))
 
 
 @contextmanager

@@ -16,15 +16,16 @@ import PIL.Image
 from datasets import Dataset, DatasetDict, IterableDataset
 from datasets.utils.file_utils import xopen
 
+from scenetext.pipelines.image_loading import load_rgb_image
+
 from .corrupt_records import CorruptRecordLog
 from .icdar import DONT_CARE
 from .samples import (
     DETECTION_FEATURES,
     RECOGNITION_FEATURES,
     LabelPreprocessing,
-    decode_image,
+    decode_stored_image,
     flatten_polygon,
-    image_feature_value,
 )
 
 DatasetInput = str | Path | Dataset | IterableDataset
@@ -221,14 +222,14 @@ def _convert_detection_row(
 def _image_value(value: object) -> dict | PIL.Image.Image:
     if isinstance(value, PIL.Image.Image):
         # A stream without declared features decodes images itself; there is nothing left to check.
-        return value.convert("RGB")
+        return load_rgb_image(value, apply_exif_orientation=False)
     if not isinstance(value, dict) or (value.get("bytes") is None and value.get("path") is None):
         raise ValueError(f"expected an encoded image (bytes or path), got {type(value).__name__}")
     data = value["bytes"]
     if data is None:
         with xopen(value["path"], "rb") as file:  # local or remote (hf://, https://) paths alike
             data = file.read()
-    return image_feature_value(decode_image(data), data)
+    return decode_stored_image(data)[1]
 
 
 def _describe(dataset: DatasetInput, split: str) -> str:

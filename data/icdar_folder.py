@@ -14,7 +14,7 @@ from datasets import IterableDataset
 
 from .corrupt_records import CorruptRecordLog
 from .icdar import format_ground_truth_line, read_ground_truth
-from .samples import DETECTION_FEATURES, check_detection_sample, decode_image, image_feature_value
+from .samples import DETECTION_FEATURES, check_detection_sample, decode_stored_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -106,7 +106,7 @@ def _generate_images(
             continue
         try:
             data = Path(image_path).read_bytes()
-            image = image_feature_value(decode_image(data), data)
+            _, image = decode_stored_image(data)
         except (OSError, ValueError) as error:
             corrupt_records.report(f"{image_path}:0", str(error))
             continue

@@ -28,9 +28,8 @@ from .icdar import DONT_CARE
 from .samples import (
     DETECTION_FEATURES,
     check_detection_sample,
-    decode_image,
+    decode_stored_image,
     flatten_polygon,
-    image_feature_value,
 )
 
 
@@ -137,5 +136,5 @@ def _parse_record(raw_line: bytes, folder: Path) -> dict:
         raise ValueError("texts must be strings and ignore flags booleans")
     image_path = folder / record["image"]
     data = image_path.read_bytes()
-    image = image_feature_value(decode_image(data), data)
+    _, image = decode_stored_image(data)
     return {"image": image, "polygons": polygons, "texts": texts, "ignore": ignore}

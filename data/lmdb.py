@@ -19,7 +19,7 @@ import PIL.Image
 from datasets import IterableDataset
 
 from .corrupt_records import CorruptRecordLog
-from .samples import RECOGNITION_FEATURES, LabelPreprocessing, decode_image, image_feature_value
+from .samples import RECOGNITION_FEATURES, LabelPreprocessing, decode_stored_image
 
 _NUM_SAMPLES_KEY = b"num-samples"
 _ENVIRONMENTS: dict[str, lmdb.Environment] = {}
@@ -188,7 +188,7 @@ def _read_record(
     image_bytes = transaction.get(image_key)
     if image_bytes is None:
         raise ValueError(f"missing key {image_key.decode()}")
-    image = decode_image(image_bytes)
+    image, value = decode_stored_image(image_bytes)
     if min(image.size) < min_image_dim:
         return None
-    return {"image": image_feature_value(image, image_bytes), "label": label}
+    return {"image": value, "label": label}

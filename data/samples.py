@@ -25,6 +25,7 @@ import PIL
 import PIL.Image
 from datasets import Features, Image, List, Value
 
+from scenetext.pipelines.image_loading import load_rgb_image
 from scenetext.processors.clip4str.tokenization_clip4str import preprocess_label
 
 RECOGNITION_FEATURES = Features(
@@ -64,30 +65,20 @@ class LabelPreprocessing:
         )
 
 
-def decode_image(data: bytes) -> PIL.Image.Image:
-    """Fully decode encoded image bytes; raises `ValueError` when they are not a readable image."""
-    try:
-        image = PIL.Image.open(io.BytesIO(data))
-        image.load()
-    except PIL.UnidentifiedImageError as error:
-        raise ValueError("undecodable image: not in any image format Pillow reads") from error
-    except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as error:
-        raise ValueError(f"undecodable image ({type(error).__name__}: {error})") from error
-    return image
+def decode_stored_image(data: bytes) -> tuple[PIL.Image.Image, dict | PIL.Image.Image]:
+    """Encoded image bytes -> (the RGB image in its stored orientation, what a source yields for its ``image``
+    column). Raises `ValueError` when the bytes are not a readable image.
 
-
-def image_feature_value(image: PIL.Image.Image, data: bytes) -> dict | PIL.Image.Image:
-    """What a source yields for the ``image`` column, given the image decoded from ``data`` (its bytes).
-
-    Intact bytes are passed on as they are (no re-encoding). The exception is an EXIF orientation tag:
-    `datasets` would rotate such an image on decoding, while the official pipelines read raw pixel
-    orientation and annotations are given in it, so the stored pixels are handed over instead.
+    The bytes are passed on as they are (no re-encoding) when `datasets`, which decodes them with PIL's
+    `convert("RGB")` and applies EXIF orientation, gets the same pixels as `load_rgb_image`. Otherwise the
+    decoded image is handed over: an EXIF orientation tag (the official pipelines read stored orientation, and
+    annotations are given in it), 16-bit or float pixels (`convert` clips them), or transparency (`convert`
+    drops it where `load_rgb_image` composites on white).
     """
-    if image.getexif().get(_EXIF_ORIENTATION) is None:
-        return {"bytes": data, "path": None}
-    stored_orientation = image.convert("RGB")
-    stored_orientation.info.pop("exif", None)
-    return stored_orientation
+    image = load_rgb_image(data, apply_exif_orientation=False)
+    with PIL.Image.open(io.BytesIO(data)) as stored:  # reads the header only: mode and tags
+        decoded_alike = stored.mode in ("RGB", "L") and stored.getexif().get(_EXIF_ORIENTATION) is None
+    return image, ({"bytes": data, "path": None} if decoded_alike else image)
 
 
 def encode_png(image: PIL.Image.Image) -> dict:

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from scenetext.pipelines.image_loading import load_rgb_image
+
 BACKGROUND_KINDS = ("flat", "gradient", "texture", "clutter")
 
 # ITU-R BT.601 luma weights: contrast between ink and background is judged on perceived brightness.
@@ -94,7 +96,7 @@ def apply_camera_effects(
     if rng.random() < jpeg_probability:
         buffer = io.BytesIO()
         result.save(buffer, format="JPEG", quality=int(rng.integers(30, 91)))
-        result = Image.open(buffer).convert("RGB")
+        result = load_rgb_image(buffer.getvalue())
     return result
 
 

@@ -25,8 +25,9 @@ from scenetext.evaluation.metrics.detection import (
     score_end_to_end,
     sweep_score_thresholds,
 )
+from scenetext.modeling.devices import place_model, resolve_device, resolve_precision
+from scenetext.pipelines.image_loading import load_rgb_image
 
-from .devices import resolve_device, resolve_dtype
 from .reports import DetectionReport
 from .visualize import draw_match
 
@@ -172,12 +173,6 @@ def score_result_files(
     )
 
 
-def _load_rgb(path: str | Path) -> PIL.Image.Image:
-    # Raw pixel orientation (no EXIF rotation), which is how the ICDAR annotations are given.
-    with PIL.Image.open(path) as image:
-        return image.convert("RGB")
-
-
 def _fail_on_corrupt_records(corrupt_records: CorruptRecordLog) -> None:
     # The data source skips what it cannot read (right for training); evaluation must not.
     records = corrupt_records.records()
@@ -212,7 +207,10 @@ def evaluate_detector(
     with tqdm(desc=f"detect {preset}", unit="img") as progress:
         while batch := list(islice(iterator, batch_size)):
             _fail_on_corrupt_records(corrupt_records)
-            detections = predict([sample["image"].convert("RGB") for sample in batch])
+            # Stored pixel orientation (no EXIF rotation), which is how the ICDAR annotations are given.
+            detections = predict(
+                [load_rgb_image(sample["image"], apply_exif_orientation=False) for sample in batch]
+            )
             if len(detections) != len(batch):
                 raise ValueError(f"the detector returned {len(detections)} results for {len(batch)} images")
             for sample, detected in zip(batch, detections, strict=True):
@@ -250,7 +248,10 @@ def draw_matches(
         if score_threshold is not None:
             detected = detected.above_score(score_threshold)
         picture = draw_match(
-            _load_rgb(image_path), ground_truth, detected, match_image(ground_truth, detected)
+            load_rgb_image(image_path, apply_exif_orientation=False),
+            ground_truth,
+            detected,
+            match_image(ground_truth, detected),
         )
         picture.save(folder / f"{Path(image_path).stem}.png")
 
@@ -268,16 +269,21 @@ def load_detector(
 
     preset_num_points(preset)
     torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype)
-    model = AutoModel.from_pretrained(str(model_path), trust_remote_code=True)
-    model = model.to(device=torch_device, dtype=torch_dtype).eval()
+    precision = resolve_precision(dtype)
+    if precision.dynamic_int8:
+        raise ValueError(
+            "int8 quantizes linear layers, which a convolutional detector hardly has; use a float dtype"
+        )
+    model = place_model(
+        AutoModel.from_pretrained(str(model_path), trust_remote_code=True), torch_device, precision
+    )
     image_processor = AutoImageProcessor.from_pretrained(str(model_path), trust_remote_code=True)
 
     @torch.inference_mode()
     def predict(images: list[PIL.Image.Image]) -> list[TextRegions]:
         # Annotations are in raw pixel orientation, so EXIF rotation stays off.
         inputs = image_processor(images=images, size=TEST_SIZES[preset], apply_exif_orientation=False)
-        outputs = model(pixel_values=inputs["pixel_values"].to(device=torch_device, dtype=torch_dtype))
+        outputs = model(pixel_values=inputs["pixel_values"].to(device=torch_device, dtype=precision.dtype))
         results = image_processor.post_process_text_detection(
             outputs,
             target_sizes=inputs["original_sizes"],

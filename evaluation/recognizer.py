@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import PIL.Image
 from tqdm.auto import tqdm
@@ -23,9 +24,10 @@ from scenetext.evaluation.metrics.recognition import (
     RecognitionScores,
     protocol_charset,
 )
+from scenetext.modeling.devices import place_model, resolve_device, resolve_precision
+from scenetext.pipelines.crop_recognition import recognize_crops
 
 from .benchmarks import discover_benchmarks
-from .devices import INT8, quantize_linear_layers, resolve_device, resolve_dtype
 from .reports import RecognitionReport
 
 logger = logging.getLogger(__name__)
@@ -180,22 +182,19 @@ def load_recognizer(
     Runs on CUDA when available unless `device` says otherwise, in `dtype` (default float32, the precision
     of the official test script; `int8` = float32 with dynamically quantized linear layers, on the CPU).
     """
-    import torch
     from transformers import AutoModel, AutoProcessor
 
-    torch_device = resolve_device(device)
-    torch_dtype = resolve_dtype(None if dtype == INT8 else dtype)
     model = AutoModel.from_pretrained(str(model_path), trust_remote_code=True)
-    model = model.to(device=torch_device, dtype=torch_dtype).eval()
-    if dtype == INT8:
-        model = quantize_linear_layers(model, torch_device)
+    model = place_model(model, resolve_device(device), resolve_precision(dtype))
     processor = AutoProcessor.from_pretrained(str(model_path), trust_remote_code=True)
+    return crop_predictor(model, processor)
 
-    @torch.inference_mode()
+
+def crop_predictor(model: Any, processor: Any) -> RecognitionPredictor:
+    """The predictor of a loaded recognizer and its processor: each batch read by `recognize_crops`."""
+
     def predict(images: list[PIL.Image.Image]) -> tuple[list[str], list[float]]:
-        pixel_values = processor(images=images, return_tensors="pt")["pixel_values"]
-        logits = model(pixel_values=pixel_values.to(device=torch_device, dtype=torch_dtype)).logits
-        decoded = processor.batch_decode(logits.float())
-        return decoded["generated_text"], decoded["scores"]
+        readings = recognize_crops(model, processor, images, batch_size=max(1, len(images)))
+        return [text for text, _ in readings], [score for _, score in readings]
 
     return predict

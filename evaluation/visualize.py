@@ -7,6 +7,7 @@ import numpy as np
 import PIL.Image
 
 from scenetext.evaluation.metrics.detection import ImageMatch, TextRegions
+from scenetext.pipelines.image_loading import load_rgb_image
 
 # RGB colours: found and missed ground truth, don't care; true positives, false positives, discarded.
 GT_MATCHED = (0, 200, 0)
@@ -27,7 +28,7 @@ def draw_match(
 ) -> PIL.Image.Image:
     """The image with ground truth (thick: green found, orange missed, grey don't care) and detections
     (thin: blue matched, red false positive, magenta discarded by a don't-care region)."""
-    canvas = np.array(image.convert("RGB"))
+    canvas = np.array(load_rgb_image(image, apply_exif_orientation=False))  # annotations' orientation
     thickness = max(1, round(max(canvas.shape[:2]) / 500))
     matched_gt = {gt_index for gt_index, _ in match.matches}
     matched_det = {det_index for _, det_index in match.matches}

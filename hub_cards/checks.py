@@ -5,7 +5,6 @@ Each refusal names the part that is wrong (the file, the field, the value) and w
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers.dynamic_module_utils import get_relative_imports
 
+from .mapping_files import read_mapping_file
 from .model_kinds import ModelKind, model_kind
 
 # License identifiers the Hub recognises in card metadata (https://huggingface.co/docs/hub/repositories-licenses).
@@ -54,16 +54,6 @@ def check_repo_id(repo_id: object, role: str = "repo id") -> str:
     return repo_id
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 def _class_references(auto_map: object) -> Iterator[str]:
     """Every `module.Class` an `auto_map` value points at (strings, [slow, fast] pairs, {backend: class})."""
     if isinstance(auto_map, str):
@@ -79,14 +69,14 @@ def _class_references(auto_map: object) -> Iterator[str]:
 def code_modules(folder: Path) -> dict[str, str]:
     """Code files the folder's configs point at (`module.py` -> the config file that names it)."""
     modules: dict[str, str] = {}
-    config = _read_json(folder / "config.json")
+    config = read_mapping_file(folder / "config.json")
     references = [("config.json", ref) for ref in _class_references(config.get("auto_map"))]
     for task, pipeline in (config.get("custom_pipelines") or {}).items():
         references.append((f"config.json custom_pipelines[{task!r}]", pipeline.get("impl", "")))
     for name in _PROCESSOR_CONFIGS:
         if (folder / name).is_file():
             references += [
-                (name, ref) for ref in _class_references(_read_json(folder / name).get("auto_map"))
+                (name, ref) for ref in _class_references(read_mapping_file(folder / name).get("auto_map"))
             ]
     for source, reference in references:
         # A reference to another repository's code ("owner/repo--module.Class") is not part of this folder.
@@ -114,7 +104,7 @@ def check_model_folder(folder: str | Path) -> ModelKind:
         raise FileNotFoundError(
             f"{folder}: config.json is missing (expected a folder written by save_pretrained)"
         )
-    config = _read_json(config_path)
+    config = read_mapping_file(config_path)
     kind = model_kind(config.get("model_type"), where=str(config_path))
     _check_weights(folder)
     auto_map = config.get("auto_map") or {}
@@ -133,7 +123,7 @@ def check_model_folder(folder: str | Path) -> ModelKind:
     processor_auto_map: dict[str, Any] = {}
     for name in kind.processor_files:
         if name.endswith(("processor_config.json", "preprocessor_config.json")):
-            processor_auto_map.update(_read_json(folder / name).get("auto_map") or {})
+            processor_auto_map.update(read_mapping_file(folder / name).get("auto_map") or {})
     if kind.processor_auto_class not in processor_auto_map:
         raise ValueError(
             f"{folder}: {' / '.join(kind.processor_files[:1])} has no auto_map entry for "
@@ -146,7 +136,7 @@ def check_model_folder(folder: str | Path) -> ModelKind:
 def _check_weights(folder: Path) -> None:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(_read_json(index).get("weight_map", {}).values()))
+        shards = sorted(set(read_mapping_file(index).get("weight_map", {}).values()))
         missing = [shard for shard in shards if not (folder / shard).is_file()]
         if not shards or missing:
             raise FileNotFoundError(f"{index}: weight shards {missing or '(none listed)'} are missing")

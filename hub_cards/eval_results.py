@@ -6,13 +6,13 @@ Rates there are percentages, and they stay percentages on the card (as the paper
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult
 
+from .mapping_files import read_mapping_file
 from .model_kinds import ModelKind
 
 SUPPORTED_SCHEMA_VERSION = 1
@@ -30,14 +30,7 @@ def load_evaluation_report(path: str | Path, kind: ModelKind) -> dict[str, Any]:
             missing score, each naming the file and the part that is wrong.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"evaluation JSON {path} does not exist")
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"evaluation JSON {path} is not valid JSON: {error}") from error
-    if not isinstance(report, dict):
-        raise ValueError(f"evaluation JSON {path}: expected an object, got {type(report).__name__}")
+    report = read_mapping_file(path, "evaluation JSON")
     version = report.get("schema_version")
     if version != SUPPORTED_SCHEMA_VERSION:
         raise ValueError(

@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from huggingface_hub import HfApi, get_token
 
 from .checks import check_model_folder, check_repo_id, validate_card_metadata
 from .eval_results import load_evaluation_report
+from .mapping_files import read_mapping_file
 from .render import DEFAULT_LICENSE, render_model_card
 from .verify import verify_folder
 
@@ -47,16 +47,7 @@ def load_training_config(training_config: object) -> dict[str, Any] | None:
         raise TypeError(
             f"training_config must be a mapping, a dataclass or a YAML path, got {type(training_config).__name__}"
         )
-    path = Path(training_config)
-    if not path.is_file():
-        raise FileNotFoundError(f"training config {path} does not exist")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ValueError(f"training config {path} is not valid YAML: {error}") from error
-    if not isinstance(loaded, dict):
-        raise ValueError(f"training config {path}: expected a mapping, got {type(loaded).__name__}")
-    return loaded
+    return read_mapping_file(training_config, "training config")
 
 
 def _plain(recipe: dict[str, Any]) -> dict[str, Any]:

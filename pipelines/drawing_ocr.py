@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .image_loading import load_rgb_image
+
 
 def score_color(score: float) -> tuple[int, int, int]:
     """Red for 0, amber around 0.5, green for 1: a reader spots doubtful words at a glance."""
@@ -58,11 +60,8 @@ def draw_results(
     Returns:
         A new RGB PIL image; outlines are coloured from red (score 0) to green (score 1).
     """
-    if isinstance(image, np.ndarray):
-        image = Image.fromarray(image)
-    if not isinstance(image, Image.Image):
-        raise TypeError(f"draw_results expects a PIL image or numpy array, got {type(image).__name__}")
-    canvas = image.convert("RGB")
+    # Upright, as the pipelines read it: results are in those coordinates. A copy: drawing works in place.
+    canvas = load_rgb_image(image).copy()
     draw = ImageDraw.Draw(canvas)
     size = font_size or max(12, round(max(canvas.size) / 40))
     font = ImageFont.load_default(size=size)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from PIL import Image
 from transformers import Pipeline
-from transformers.image_utils import load_image
+
+from .image_loading import load_rgb_image
 
 # Settings of `TcmImageProcessor.post_process_text_detection` a caller may pass per call.
 POST_PROCESSING_ARGUMENTS = (
@@ -66,7 +65,7 @@ class SceneTextDetectionPipeline(Pipeline):
     def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, Any]:
         # Images stay unresized here: the image processor pads each batch to its own largest size in `_forward`,
         # which the pipeline's generic collation (concatenation of equal-sized tensors) cannot do.
-        return {"image": load_scene(image, timeout)}
+        return {"image": load_rgb_image(image, timeout=timeout)}
 
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, list]:
         images = model_inputs["image"]
@@ -108,19 +107,6 @@ def _unwrap(value: Any) -> Any:
     if isinstance(value, list) and len(value) == 1:
         return value[0]
     return value
-
-
-def load_scene(image: Any, timeout: float | None = None) -> Image.Image | np.ndarray:
-    """A scene as the detector's image processor takes it: paths/URLs opened (EXIF orientation applied), PIL
-    images and numpy arrays passed through; anything else, or an empty picture, is a clear error."""
-    if isinstance(image, str):
-        image = load_image(image, timeout=timeout)
-    elif not isinstance(image, Image.Image | np.ndarray):
-        raise TypeError(f"expected a file path, PIL image or numpy array, got {type(image).__name__}")
-    width, height = image.size if isinstance(image, Image.Image) else image.shape[1::-1]
-    if width < 1 or height < 1:
-        raise ValueError(f"the image is empty ({width}x{height} pixels)")
-    return image
 
 
 def format_detections(detections: dict[str, Any]) -> list[dict[str, Any]]:

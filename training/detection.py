@@ -35,7 +35,7 @@ import torch
 from datasets import IterableDataset
 
 from scenetext.data.augment_detection import SceneAugment
-from scenetext.data.collators import detection_batch
+from scenetext.data.collators import STORED_ORIENTATION, detection_batch
 from scenetext.data.corrupt_records import CorruptRecordLog
 from scenetext.data.hub import hub_detection_dataset
 from scenetext.data.icdar_folder import icdar_detection_dataset
@@ -43,8 +43,10 @@ from scenetext.data.jsonl import jsonl_detection_dataset
 from scenetext.data.synthetic import SyntheticSceneConfig, synthetic_scene_dataset
 from scenetext.data.synthetic_text import TextSampling
 from scenetext.evaluation.metrics.detection import TextRegions, score_detection
+from scenetext.modeling.checkpoints import load_foreign_checkpoint
 from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
 from scenetext.modeling.tcm.configuration_tcm import TCM_PRESETS
+from scenetext.pipelines.image_loading import load_rgb_image
 from scenetext.processors.tcm import TcmImageProcessor
 
 from .config import TrainingConfig, dataclass_from_mapping
@@ -66,7 +68,7 @@ def load_openai_clip_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
     except RuntimeError:  # not TorchScript: a plain state dict
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_foreign_checkpoint(path)
     if not isinstance(state, dict):
         raise ValueError(f"model.from_clip: {path} holds a {type(state).__name__}, expected a state dict")
     return state
@@ -191,7 +193,9 @@ class DetectionTask:
         batch: list[dict] = []
 
         def flush() -> None:
-            inputs = self.processor(images=[sample["image"].convert("RGB") for sample in batch])
+            inputs = self.processor(
+                images=[load_rgb_image(sample["image"], **STORED_ORIENTATION) for sample in batch]
+            )
             outputs = model(pixel_values=inputs["pixel_values"].to(device))
             results = self.processor.post_process_text_detection(
                 outputs.prob_map.float().cpu(),

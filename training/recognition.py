@@ -34,13 +34,14 @@ import torch
 from datasets import IterableDataset
 
 from scenetext.data.augment_recognition import WordCropRandAugment
+from scenetext.data.collators import recognition_batch
 from scenetext.data.corrupt_records import CorruptRecordLog
 from scenetext.data.hub import hub_recognition_dataset
 from scenetext.data.lmdb import lmdb_recognition_dataset
 from scenetext.data.synthetic import SyntheticWordConfig, synthetic_word_dataset
 from scenetext.data.synthetic_text import TextSampling
 from scenetext.evaluation.metrics.recognition import RecognitionScores
-from scenetext.evaluation.recognizer import evaluate_recognition_samples
+from scenetext.evaluation.recognizer import crop_predictor, evaluate_recognition_samples
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
 from scenetext.modeling.clip4str.convert_clip4str import build_processor
 from scenetext.pipelines.custom_pipelines import add_pipelines
@@ -194,20 +195,8 @@ class RecognitionTask:
 
     def collate(self, samples: list[dict], seed: int) -> dict[str, torch.Tensor] | None:
         """Official label preprocessing, augmentation seeded by (seed, sample), then the processor."""
-        tokenizer = self.processor.tokenizer
-        images, labels = [], []
-        for sample in samples:
-            label = tokenizer.preprocess_label(sample["label"])
-            if label is None:
-                continue
-            image = sample["image"]
-            if self.augment is not None:
-                image = self.augment(image, seed=sample_seed(sample, seed))
-            images.append(image)
-            labels.append(label)
-        if not images:
-            return None
-        return dict(self.processor(images=images, text=labels, return_tensors="pt"))
+        seeds = [sample_seed(sample, seed) for sample in samples]
+        return recognition_batch(samples, self.processor, self.augment, seeds)
 
     # -- evaluation ----------------------------------------------------------------------------------------
 
@@ -222,15 +211,8 @@ class RecognitionTask:
         }
 
     def score(self, model: torch.nn.Module, samples: IterableDataset) -> RecognitionScores:
-        device = next(model.parameters()).device
-
-        def predict(images):
-            pixel_values = self.processor(images=images, return_tensors="pt")["pixel_values"].to(device)
-            decoded = self.processor.batch_decode(model(pixel_values=pixel_values).logits)
-            return decoded["generated_text"], decoded["scores"]
-
         return evaluate_recognition_samples(
-            predict,
+            crop_predictor(model, self.processor),
             samples,
             protocol=self.data.get("eval_protocol", 36),
             batch_size=int(self.data.get("eval_batch_size", 64)),

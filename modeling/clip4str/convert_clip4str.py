@@ -10,13 +10,14 @@ parameters when present, else the official 8.
 from __future__ import annotations
 
 import argparse
-import pickle
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import CLIPTextConfig, CLIPVisionConfig
+
+from scenetext.modeling.checkpoints import add_allow_pickle_argument, load_foreign_checkpoint
 
 from .caption_tokenizer_clip4str import installed_openai_merges_file, read_openai_clip_merges
 from .configuration_clip4str import CHARSET_36, CHARSET_94, Clip4StrConfig, as_pair
@@ -32,21 +33,9 @@ def load_official_checkpoint(
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Return `(state_dict, hyper_parameters)` of an official checkpoint.
 
-    Loads with `weights_only=True`; a file that needs arbitrary unpickling is refused unless `allow_pickle`
-    (only for files you trust: unpickling can run code).
+    Read by `load_foreign_checkpoint`: a file that needs full unpickling is refused unless `allow_pickle`.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if not allow_pickle:
-            raise ValueError(
-                f"{path} cannot be loaded with torch.load(weights_only=True) (it needs arbitrary unpickling: "
-                f"{str(error).splitlines()[0]}). Pass --allow-pickle / allow_pickle=True only if you trust it."
-            ) from error
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_foreign_checkpoint(path, allow_pickle)
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} holds a {type(checkpoint).__name__}, expected a dict with a `state_dict`")
     state_dict = checkpoint.get("state_dict", checkpoint)
@@ -284,9 +273,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--decoder-heads", type=int, help="decoder heads (default: from the checkpoint, else 8)"
     )
-    parser.add_argument(
-        "--allow-pickle", action="store_true", help="allow arbitrary unpickling (only for trusted files)"
-    )
+    add_allow_pickle_argument(parser)
     parser.set_defaults(func=_run)
 
 

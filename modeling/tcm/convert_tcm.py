@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from scenetext.modeling.checkpoints import add_allow_pickle_argument, load_foreign_checkpoint
 from scenetext.modeling.tcm.configuration_tcm import DEFAULT_CLASS_PROMPT, TcmConfig
 from scenetext.modeling.tcm.modeling_tcm import (
     TcmForSceneTextDetection,
@@ -47,20 +48,10 @@ _BARE_PARAMETERS = {"contexts": "contexts", "gamma": "text_gamma", "vis_gamma": 
 
 
 def load_tcm_state_dict(src: str | Path, *, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
-    """The `state_dict` of an mmcv checkpoint (or a bare state dict), loaded with `weights_only=True` unless
-    `allow_pickle` (which runs arbitrary code from the file: only for files you trust)."""
+    """The `state_dict` of an mmcv checkpoint (or a bare state dict), read by `load_foreign_checkpoint`: a
+    file that needs full unpickling is refused unless `allow_pickle`."""
     path = Path(src)
-    if not path.is_file():
-        raise FileNotFoundError(f"TCM checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
-    except Exception as error:
-        if allow_pickle:
-            raise
-        raise ValueError(
-            f"{path} cannot be loaded with weights_only=True ({error}). If you trust the file, allow unsafe "
-            "unpickling (allow_pickle=True, --allow-unsafe-unpickling)."
-        ) from error
+    checkpoint = load_foreign_checkpoint(path, allow_pickle)
     state_dict = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else None
     if not isinstance(state_dict, Mapping) or not all(
         isinstance(v, torch.Tensor) for v in state_dict.values()
@@ -231,11 +222,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--text-heads", type=int, help="text encoder heads (default: width // 64)")
     parser.add_argument("--context-decoder-heads", type=int, help=f"default {OFFICIAL_DECODER_HEADS}")
     parser.add_argument("--visual-prompt-heads", type=int, help=f"default {OFFICIAL_DECODER_HEADS}")
-    parser.add_argument(
-        "--allow-unsafe-unpickling",
-        action="store_true",
-        help="load with weights_only=False (runs code from the file; only for trusted checkpoints)",
-    )
+    add_allow_pickle_argument(parser)
     parser.set_defaults(func=_run)
     return parser
 
@@ -247,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
         text_heads=args.text_heads,
         context_decoder_heads=args.context_decoder_heads,
         visual_prompt_heads=args.visual_prompt_heads,
-        allow_pickle=args.allow_unsafe_unpickling,
+        allow_pickle=args.allow_pickle,
     )
     print(f"Saved TCM model to {dst}")
     return 0

@@ -50,7 +50,7 @@ def test_recognition_round_trip_from_local_datasets(tmp_path, word_dataset, stor
     for sample, index in zip(samples, expected, strict=True):
         np.testing.assert_array_equal(np.asarray(sample["image"]), np.asarray(words[index]["image"]))
     assert log.count() == 1
-    assert "undecodable image" in log.records()[0].reason
+    assert "not an image file" in log.records()[0].reason
     assert log.records()[0].location.startswith(str(dataset) if storage != "in_memory" else "Dataset(")
 
 

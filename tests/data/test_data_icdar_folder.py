@@ -66,8 +66,9 @@ def test_corrupt_records_are_skipped_counted_and_located(tmp_path):
         (f"{tmp_path / 'gt_img_1.txt'}:2", "expected"),
         (f"{tmp_path / 'gt_img_2.txt'}:0", "no"),
         (f"{tmp_path / 'img_3.png'}:0", "no"),
-        (f"{tmp_path / 'img_4.png'}:0", "undecodable"),
+        (f"{tmp_path / 'img_4.png'}:0", "image"),
     ]
+    assert "not an image file" in log.records()[3].reason
 
 
 def test_separate_folders_in_numeric_order_and_split_between_nodes(tmp_path):

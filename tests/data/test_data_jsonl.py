@@ -62,7 +62,7 @@ def test_corrupt_lines_are_skipped_counted_and_located(tmp_path):
     assert "missing key(s) polygons" in reasons[1]
     assert "one entry per region, got 1, 2, 2" in reasons[2]
     assert "absent.png" in reasons[3]
-    assert "undecodable image" in reasons[4]
+    assert "not an image file" in reasons[4]
     assert "even number (>= 6) of coordinates" in reasons[5]
 
 

@@ -87,7 +87,7 @@ def test_corrupt_records_are_skipped_counted_and_located(tmp_path):
     assert log.count() == 4
     assert [record.location for record in log.records()] == [f"{database}:{index}" for index in (2, 3, 4, 5)]
     reasons = [record.reason for record in log.records()]
-    assert "undecodable image" in reasons[0]
+    assert "unreadable image" in reasons[0]
     assert reasons[1] == "missing key label-000000003"
     assert "not UTF-8" in reasons[2]
     assert reasons[3] == "missing key image-000000005"

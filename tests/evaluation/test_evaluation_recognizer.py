@@ -246,10 +246,10 @@ def test_cli_end_to_end_with_a_tiny_clip4str_model(benchmark_root, tmp_path):
 def test_int8_evaluation_quantizes_the_linear_layers_on_the_cpu(tmp_path):
     import torch
 
-    from scenetext.evaluation.devices import quantize_linear_layers
     from scenetext.evaluation.recognizer import load_recognizer
     from scenetext.modeling.clip4str.configuration_clip4str import Clip4StrConfig
     from scenetext.modeling.clip4str.modeling_clip4str import Clip4StrForSceneTextRecognition
+    from scenetext.modeling.devices import quantize_linear_layers
     from scenetext.processors.clip4str.image_processing_clip4str import Clip4StrImageProcessor
     from scenetext.processors.clip4str.processing_clip4str import Clip4StrProcessor
     from scenetext.processors.clip4str.tokenization_clip4str import Clip4StrTokenizer

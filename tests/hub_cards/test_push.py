@@ -54,8 +54,15 @@ MODEL_FILES = {
     ],
 }
 PIPELINE_FILES = {
-    "clip4str": ["pipeline_clip4str.py"],
-    "tcm": ["cropping_ocr.py", "pipeline_ocr.py", "pipeline_tcm.py", "reading_order_ocr.py"],
+    "clip4str": ["image_loading.py", "pipeline_clip4str.py"],
+    "tcm": [
+        "crop_recognition.py",
+        "cropping_ocr.py",
+        "image_loading.py",
+        "pipeline_ocr.py",
+        "pipeline_tcm.py",
+        "reading_order_ocr.py",
+    ],
 }
 CLIP4STR_FILES = sorted(MODEL_FILES["clip4str"] + (PIPELINE_FILES["clip4str"] if add_pipelines else []))
 TCM_FILES = sorted(MODEL_FILES["tcm"] + (PIPELINE_FILES["tcm"] if add_pipelines else []))

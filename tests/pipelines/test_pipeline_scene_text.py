@@ -16,9 +16,8 @@ from scenetext.data.synthetic import SyntheticSceneConfig, render_scene_sample
 from scenetext.data.synthetic_text import TextSampling
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
 from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
-from scenetext.pipelines import add_pipelines, reading_order, rectify_region
+from scenetext.pipelines import DEFAULT_CROP_MARGIN, add_pipelines, reading_order, rectify_region
 from scenetext.pipelines.pipeline_clip4str import SceneTextRecognitionPipeline
-from scenetext.pipelines.pipeline_ocr import DEFAULT_CROP_MARGIN
 from scenetext.processors.clip4str import Clip4StrImageProcessor, Clip4StrProcessor, Clip4StrTokenizer
 from scenetext.processors.tcm import TcmImageProcessor
 
@@ -260,7 +259,9 @@ def test_recognition_rejects_unknown_input_types(folders):
         processor=Clip4StrProcessor.from_pretrained(recognizer_folder),
         device="cpu",
     )
-    with pytest.raises(TypeError, match="file paths, PIL images or numpy arrays"):
+    with pytest.raises(
+        TypeError, match="image path, URL, bytes, PIL image, numpy array or torch tensor, got float"
+    ):
         reader(3.5)
 
 

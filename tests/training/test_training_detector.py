@@ -107,8 +107,8 @@ def test_augmentation_rejects_bad_input():
     image, polygons = _rectangle_scene()
     with pytest.raises(ValueError, match="ignore has 2 flags for 1 polygons"):
         SceneAugment()(image, polygons, [False, True], seed=0)
-    with pytest.raises(ValueError, match="must be RGB"):
-        SceneAugment()(image[..., 0], polygons, None, seed=0)
+    with pytest.raises(ValueError, match=r"expected \(H, W\) or \(H, W, C\) with C in 1, 2, 3, 4"):
+        SceneAugment()(np.repeat(image, 2, axis=2), polygons, None, seed=0)
 
 
 def test_official_parameter_groups():

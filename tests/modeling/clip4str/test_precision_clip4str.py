@@ -10,9 +10,9 @@ import torch
 
 from scenetext.cli.ocr import DEFAULTS_DIR
 from scenetext.data.synthetic import SyntheticWordConfig, TextSampling, synthetic_word_dataset
-from scenetext.evaluation.devices import quantize_linear_layers
 from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
 from scenetext.modeling.clip4str.modeling_clip4str import Clip4StrDecodingOptions
+from scenetext.modeling.devices import quantize_linear_layers
 from scenetext.processors.clip4str import Clip4StrProcessor
 
 NUM_WORDS = 32

@@ -1,0 +1,72 @@
+"""Reading checkpoint files written by other code (the official CLIP4STR, TCM and CLIP releases), safely.
+
+`torch.load` unpickles, and unpickling can run any code the file names. Every foreign checkpoint is therefore
+read with `weights_only=True` (tensors, containers and plain values only); a file that needs more is refused
+unless the caller allows pickle for a file they trust. The command line spells that `--allow-pickle`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ALLOW_PICKLE_HELP = (
+    "load with full unpickling, which can run code from the file: only for checkpoints you trust"
+)
+
+
+def load_foreign_checkpoint(path: str | Path, allow_pickle: bool = False) -> Any:
+    """The object saved in the torch checkpoint `path`, on the CPU.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: the file needs full unpickling and `allow_pickle` is False, or it is not a torch
+            checkpoint; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint file there")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+    except pickle.UnpicklingError as error:
+        if allow_pickle:
+            raise ValueError(f"{path}: not a readable torch checkpoint ({error})") from error
+        raise ValueError(
+            f"{path} cannot be loaded with torch.load(weights_only=True) ({_unpickler_reason(error)}): it is "
+            "not a torch checkpoint, or it needs full unpickling. If you trust the file, pass --allow-pickle "
+            "(allow_pickle=True)."
+        ) from error
+    except (RuntimeError, EOFError) as error:  # truncated or not a torch file at all
+        raise ValueError(f"{path}: not a readable torch checkpoint ({error})") from error
+
+
+def _unpickler_reason(error: pickle.UnpicklingError) -> str:
+    """The line of torch's long weights_only message that says what was refused (e.g. `Unsupported global:
+    GLOBAL argparse.Namespace`)."""
+    lines = [line.strip() for line in str(error).split("WeightsUnpickler error:")[-1].splitlines()]
+    return next((line for line in lines if line), "unknown reason")
+
+
+class _DeprecatedAllowPickle(argparse.Action):
+    """`--allow-unsafe-unpickling`, the TCM converter's first spelling of `--allow-pickle`."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        warnings.warn(f"{option_string} is deprecated; use --allow-pickle", FutureWarning, stacklevel=2)
+        setattr(namespace, self.dest, True)
+
+
+def add_allow_pickle_argument(parser: argparse.ArgumentParser) -> None:
+    """`--allow-pickle` (sets `allow_pickle`), and its deprecated alias `--allow-unsafe-unpickling`."""
+    parser.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
+    parser.add_argument(
+        "--allow-unsafe-unpickling",
+        dest="allow_pickle",
+        nargs=0,
+        action=_DeprecatedAllowPickle,
+        help=argparse.SUPPRESS,
+    )
