@@ -18,8 +18,6 @@ machine.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import statistics
@@ -29,6 +27,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import torch
+from _common import benchmark_parser, report
 
 from scenetext.modeling.tcm.configuration_tcm import TcmConfig
 from scenetext.modeling.tcm.modeling_tcm import TcmForSceneTextDetection
@@ -217,29 +216,22 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, batch_size=1, dtypes=DTYPES)
     parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
-    parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--json", default=None, help="write the measurement record to this file")
     args = parser.parse_args(argv)
     record = run(args.preset, args.batch_size, args.dtype, args.device, args.repeats)
     splits = ", ".join(
         f"{stage} {record[f'{stage}_cpu_s']:.3f} vs {record[f'baseline_{stage}_cpu_s']:.3f} s"
         for stage in STAGES
     )
-    print(
+    summary = (
         f"{record['preset']} batch {record['batch_size']} {record['dtype']} at {record['input_size']}: "
         f"{record['images_per_s']:.3f} img/s vs baseline {record['baseline_images_per_s']:.3f} img/s "
         f"(x{record['speedup']:.2f} wall, x{record['cpu_speedup']:.2f} CPU time; {splits} CPU; "
         f"load {record['load_average_before']:.1f})"
     )
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(record, handle, indent=2)
-    return record
+    return report(record, summary, args.json)
 
 
 if __name__ == "__main__":

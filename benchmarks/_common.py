@@ -1,0 +1,31 @@
+"""The command line and the JSON record that every benchmark script shares.
+
+The scripts run as `python benchmarks/<name>.py`, which puts this folder first on `sys.path`; that is how they
+import this module (the tests put the folder there too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable
+
+
+def benchmark_parser(description: str, batch_size: int, dtypes: Iterable[str]) -> argparse.ArgumentParser:
+    """A parser with the options of every benchmark (`--batch-size`, `--dtype`, `--device`, `--json`); the
+    script adds its own. `description` is the script's docstring, whose first line becomes the summary."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--dtype", default="fp32", choices=sorted(dtypes))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", default=None, help="write the measurement record to this file")
+    return parser
+
+
+def report(record: dict[str, object], summary: str, json_path: str | None) -> dict[str, object]:
+    """Print the one-line summary, write the record to `json_path` when given, and return the record."""
+    print(summary)
+    if json_path:
+        with open(json_path, "w") as handle:
+            json.dump(record, handle, indent=2)
+    return record
