@@ -11,10 +11,18 @@ import json
 from collections.abc import Iterable
 
 
-def benchmark_parser(description: str, batch_size: int, dtypes: Iterable[str]) -> argparse.ArgumentParser:
-    """A parser with the options of every benchmark (`--batch-size`, `--dtype`, `--device`, `--json`); the
-    script adds its own. `description` is the script's docstring, whose first line becomes the summary."""
+def benchmark_parser(
+    description: str,
+    presets: Iterable[str],
+    batch_size: int,
+    dtypes: Iterable[str],
+    preset_help: str | None = None,
+) -> argparse.ArgumentParser:
+    """A parser with the options of every benchmark (`--preset`, `--batch-size`, `--dtype`, `--device`,
+    `--json`); the script adds its own. `description` is the script's docstring, whose first line becomes the
+    summary."""
     parser = argparse.ArgumentParser(description=description.splitlines()[0])
+    parser.add_argument("--preset", default="tiny", choices=sorted(presets), help=preset_help)
     parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument("--dtype", default="fp32", choices=sorted(dtypes))
     parser.add_argument("--device", default="cpu")
@@ -22,9 +30,10 @@ def benchmark_parser(description: str, batch_size: int, dtypes: Iterable[str]) -
     return parser
 
 
-def report(record: dict[str, object], summary: str, json_path: str | None) -> dict[str, object]:
-    """Print the one-line summary, write the record to `json_path` when given, and return the record."""
-    print(summary)
+def report(record: dict[str, object], results: str, json_path: str | None) -> dict[str, object]:
+    """Print a one-line summary (preset, batch size and dtype, then the script's `results`), write the record to
+    `json_path` when given, and return the record."""
+    print(f"{record['preset']} batch {record['batch_size']} {record['dtype']}: {results}")
     if json_path:
         with open(json_path, "w") as handle:
             json.dump(record, handle, indent=2)

@@ -216,8 +216,7 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
-    parser = benchmark_parser(__doc__, batch_size=1, dtypes=DTYPES)
-    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    parser = benchmark_parser(__doc__, PRESETS, batch_size=1, dtypes=DTYPES)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
     record = run(args.preset, args.batch_size, args.dtype, args.device, args.repeats)
@@ -225,13 +224,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         f"{stage} {record[f'{stage}_cpu_s']:.3f} vs {record[f'baseline_{stage}_cpu_s']:.3f} s"
         for stage in STAGES
     )
-    summary = (
-        f"{record['preset']} batch {record['batch_size']} {record['dtype']} at {record['input_size']}: "
-        f"{record['images_per_s']:.3f} img/s vs baseline {record['baseline_images_per_s']:.3f} img/s "
+    results = (
+        f"at {record['input_size']}, {record['images_per_s']:.3f} img/s "
+        f"vs baseline {record['baseline_images_per_s']:.3f} img/s "
         f"(x{record['speedup']:.2f} wall, x{record['cpu_speedup']:.2f} CPU time; {splits} CPU; "
         f"load {record['load_average_before']:.1f})"
     )
-    return report(record, summary, args.json)
+    return report(record, results, args.json)
 
 
 if __name__ == "__main__":

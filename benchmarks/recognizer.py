@@ -134,19 +134,17 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
-    parser = benchmark_parser(__doc__, batch_size=8, dtypes=DTYPES)
-    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    parser = benchmark_parser(__doc__, PRESETS, batch_size=8, dtypes=DTYPES)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     record = run(args.preset, args.batch_size, args.dtype, args.device, args.repeats)
-    summary = (
-        f"{record['preset']} batch {record['batch_size']} {record['dtype']}: "
+    results = (
         f"{record['images_per_s']:.2f} img/s vs baseline {record['baseline_images_per_s']:.2f} img/s "
         f"(x{record['speedup']:.2f}; decoding x{record['decoding_speedup']:.2f}, captions encoded "
         f"{record['caption_rows_encoded']} vs {record['baseline_caption_rows_encoded']}; "
         f"load {record['load_average']:.1f})"
     )
-    return report(record, summary, args.json)
+    return report(record, results, args.json)
 
 
 if __name__ == "__main__":

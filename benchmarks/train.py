@@ -272,28 +272,26 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
-    parser = benchmark_parser(__doc__, batch_size=8, dtypes=MIXED_PRECISION)
-    parser.add_argument("--task", default="recognizer", choices=sorted(RECIPES))
-    presets = sorted({preset for recipes in RECIPES.values() for preset in recipes})
-    parser.add_argument(
-        "--preset",
-        default="tiny",
-        choices=presets,
-        help="; ".join(f"{task}: {', '.join(recipes)}" for task, recipes in RECIPES.items()),
+    parser = benchmark_parser(
+        __doc__,
+        {preset for recipes in RECIPES.values() for preset in recipes},
+        batch_size=8,
+        dtypes=MIXED_PRECISION,
+        preset_help="; ".join(f"{task}: {', '.join(recipes)}" for task, recipes in RECIPES.items()),
     )
+    parser.add_argument("--task", default="recognizer", choices=sorted(RECIPES))
     parser.add_argument("--steps", type=int, default=5, help="timed optimizer steps")
     parser.add_argument("--warmup-steps", type=int, default=1, help="untimed optimizer steps before timing")
     args = parser.parse_args(argv)
     record = run(
         args.task, args.preset, args.batch_size, args.dtype, args.device, args.steps, args.warmup_steps
     )
-    summary = (
-        f"{record['task']} {record['preset']} batch {record['batch_size']} {record['dtype']}: "
-        f"{record['samples_per_s']:.2f} samples/s, step p50 {record['step_time_p50_s']:.2f} s / "
+    results = (
+        f"{record['task']} training, {record['samples_per_s']:.2f} samples/s, step p50 {record['step_time_p50_s']:.2f} s / "
         f"p95 {record['step_time_p95_s']:.2f} s, peak memory {record['peak_memory_gb']:.2f} GB "
         f"(load {record['load_average']:.1f})"
     )
-    return report(record, summary, args.json)
+    return report(record, results, args.json)
 
 
 if __name__ == "__main__":
