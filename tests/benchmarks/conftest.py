@@ -1,5 +1,3 @@
-import runpy
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -7,13 +5,8 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-@pytest.fixture
-def benchmark_script(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], dict[str, object]]:
-    """Load `benchmarks/<name>.py` as `python benchmarks/<name>.py` would (its folder first on `sys.path`, for
-    `_common`) without running its `main`; return the script's globals (`main`, `run`, ...)."""
+@pytest.fixture(autouse=True)
+def benchmarks_on_sys_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scripts import `_common` from their own folder, which `python benchmarks/<name>.py` puts first on
+    `sys.path`; the tests load them with `runpy.run_path`, which does not."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
-
-    def load(name: str) -> dict[str, object]:
-        return runpy.run_path(str(BENCHMARKS / f"{name}.py"))
-
-    return load

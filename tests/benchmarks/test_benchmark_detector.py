@@ -1,15 +1,18 @@
 """Smoke run of the detector benchmark at the tiny preset: the record's keys and values are consistent."""
 
 import json
+import runpy
+from pathlib import Path
 
 import pytest
 
+DETECTOR = Path(__file__).resolve().parents[2] / "benchmarks" / "detector.py"
 STAGES = ("preprocess", "model", "postprocess")
 
 
-def test_detector_benchmark_tiny_writes_a_consistent_record(tmp_path, benchmark_script):
+def test_detector_benchmark_tiny_writes_a_consistent_record(tmp_path):
     out = tmp_path / "detector.json"
-    main = benchmark_script("detector")["main"]
+    main = runpy.run_path(str(DETECTOR))["main"]
     main(["--preset", "tiny", "--batch-size", "1", "--repeats", "1", "--json", str(out)])
     record = json.loads(out.read_text())
 
@@ -30,7 +33,7 @@ def test_detector_benchmark_tiny_writes_a_consistent_record(tmp_path, benchmark_
     assert record["detections"] > 0
 
 
-def test_detector_benchmark_rejects_unknown_preset(benchmark_script):
-    run = benchmark_script("detector")["run"]
+def test_detector_benchmark_rejects_unknown_preset():
+    run = runpy.run_path(str(DETECTOR))["run"]
     with pytest.raises(ValueError, match="--preset"):
         run("rn200", 1, "fp32", "cpu", 1)

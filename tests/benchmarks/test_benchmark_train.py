@@ -2,14 +2,18 @@
 
 import json
 import math
+import runpy
+from pathlib import Path
 
 import pytest
 
+TRAIN = Path(__file__).resolve().parents[2] / "benchmarks" / "train.py"
+
 
 @pytest.mark.parametrize(("task", "image_side"), [("recognizer", 32), ("detector", 128)])
-def test_train_benchmark_tiny_writes_a_consistent_record(tmp_path, task, image_side, benchmark_script):
+def test_train_benchmark_tiny_writes_a_consistent_record(tmp_path, task, image_side):
     out = tmp_path / "train.json"
-    main = benchmark_script("train")["main"]
+    main = runpy.run_path(str(TRAIN))["main"]
     main(["--task", task, "--preset", "tiny", "--batch-size", "2", "--steps", "2", "--json", str(out)])
     record = json.loads(out.read_text())
     assert record["task"] == task and record["preset"] == "tiny" and record["device"] == "cpu"
@@ -26,7 +30,7 @@ def test_train_benchmark_tiny_writes_a_consistent_record(tmp_path, task, image_s
         assert record["label_length"] == 12 and record["perm_num"] == 6
 
 
-def test_train_benchmark_rejects_a_preset_of_the_other_task(benchmark_script):
-    run = benchmark_script("train")["run"]
+def test_train_benchmark_rejects_a_preset_of_the_other_task():
+    run = runpy.run_path(str(TRAIN))["run"]
     with pytest.raises(ValueError, match="--preset for the detector"):
         run("detector", "b16", 2, "fp32", "cpu", 1)

@@ -1,13 +1,17 @@
 """Smoke run of the recognizer benchmark at the tiny preset: the record's keys and values are consistent."""
 
 import json
+import runpy
+from pathlib import Path
 
 import pytest
 
+RECOGNIZER = Path(__file__).resolve().parents[2] / "benchmarks" / "recognizer.py"
 
-def test_recognizer_benchmark_tiny_writes_a_consistent_record(tmp_path, benchmark_script):
+
+def test_recognizer_benchmark_tiny_writes_a_consistent_record(tmp_path):
     out = tmp_path / "recognizer.json"
-    main = benchmark_script("recognizer")["main"]
+    main = runpy.run_path(str(RECOGNIZER))["main"]
     main(["--preset", "tiny", "--batch-size", "2", "--repeats", "1", "--json", str(out)])
     record = json.loads(out.read_text())
     assert record["preset"] == "tiny" and record["batch_size"] == 2
@@ -22,15 +26,15 @@ def test_recognizer_benchmark_tiny_writes_a_consistent_record(tmp_path, benchmar
     assert 1 <= record["caption_rows_encoded"] <= 2 * 2
 
 
-def test_recognizer_benchmark_rejects_unknown_preset(benchmark_script):
-    run = benchmark_script("recognizer")["run"]
+def test_recognizer_benchmark_rejects_unknown_preset():
+    run = runpy.run_path(str(RECOGNIZER))["run"]
     with pytest.raises(ValueError, match="--preset"):
         run("vit-xxl", 2, "fp32", "cpu", 1)
 
 
-def test_recognizer_benchmark_int8_quantizes_and_reports_agreement(tmp_path, benchmark_script):
+def test_recognizer_benchmark_int8_quantizes_and_reports_agreement(tmp_path):
     out = tmp_path / "recognizer.json"
-    main = benchmark_script("recognizer")["main"]
+    main = runpy.run_path(str(RECOGNIZER))["main"]
     main(["--preset", "tiny", "--batch-size", "2", "--repeats", "1", "--dtype", "int8", "--json", str(out)])
     record = json.loads(out.read_text())
     assert record["dtype"] == "int8" and 0.0 <= record["ids_agreement"] <= 1.0
