@@ -17,10 +17,8 @@ from scenetext.evaluation.metrics.detection import DetectionCounts
 from scenetext.evaluation.reports import DetectionReport, write_json
 from scenetext.hub_cards import assemble_upload_folder, check_model_folder, publish_folder
 from scenetext.hub_cards import publish as publish_module
-from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
-from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
-from scenetext.processors.clip4str import Clip4StrImageProcessor, Clip4StrProcessor, Clip4StrTokenizer
-from scenetext.processors.tcm import TcmImageProcessor
+
+from ..tiny_models import save_tiny_detector, save_tiny_recognizer, tiny_recognizer
 
 try:
     from scenetext.pipelines.custom_pipelines import add_pipelines
@@ -62,21 +60,9 @@ TCM_FILES = sorted(MODEL_FILES["tcm"] + (PIPELINE_FILES["tcm"] if add_pipelines 
 FAKE_TOKEN = "hf_scenetextTestTokenThatMustNeverAppear"
 
 
-def tiny_clip4str() -> tuple[Clip4StrForSceneTextRecognition, Clip4StrProcessor]:
-    torch.manual_seed(0)
-    config = Clip4StrConfig.from_preset("tiny")
-    processor = Clip4StrProcessor(
-        Clip4StrImageProcessor(size=config.vision_config.image_size), Clip4StrTokenizer()
-    )
-    return Clip4StrForSceneTextRecognition(config).eval(), processor
-
-
 @pytest.fixture(scope="module")
 def clip4str_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("clip4str")
-    model, processor = tiny_clip4str()
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
+    folder = save_tiny_recognizer(tmp_path_factory.mktemp("clip4str"))
     # Training outputs hold more than a Hub folder needs; none of it may be uploaded.
     (folder / "optimizer.pt").write_bytes(b"not for the hub")
     (folder / "train_log.jsonl").write_text('{"step": 1}\n')
@@ -85,11 +71,7 @@ def clip4str_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tcm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tcm")
-    torch.manual_seed(0)
-    TcmForSceneTextDetection(TcmConfig.from_preset("tiny")).save_pretrained(folder)
-    TcmImageProcessor(size={"shortest_edge": 64, "longest_edge": 128}).save_pretrained(folder)
-    return folder
+    return save_tiny_detector(tmp_path_factory.mktemp("tcm"))
 
 
 @pytest.fixture
@@ -342,7 +324,7 @@ def test_transformers_push_to_hub_gives_the_same_loadable_folder(tmp_path, monke
     monkeypatch.setattr(transformers_hub, "hf_api", lambda: fake_api)
     monkeypatch.setattr(transformers_hub.ModelCard, "load", _no_card_yet)
 
-    model, processor = tiny_clip4str()
+    model, processor = tiny_recognizer()
     model.push_to_hub("someone/clip4str-tiny")
     processor.push_to_hub("someone/clip4str-tiny")
     model.save_pretrained(tmp_path / "saved")
