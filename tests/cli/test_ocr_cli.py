@@ -118,6 +118,7 @@ def test_demo_without_embedded_checkpoints_says_what_it_needs(tmp_path, monkeypa
     assert not (tmp_path / "demo").exists()
 
 
+@pytest.mark.slow
 def test_demo_reads_the_shipped_samples_with_the_embedded_checkpoints(
     defaults_dir, tmp_path, monkeypatch, capsys
 ):
@@ -134,6 +135,7 @@ def test_demo_reads_the_shipped_samples_with_the_embedded_checkpoints(
     assert f"/{total} words of the samples read exactly; pictures in {out}" in stdout
 
 
+@pytest.mark.slow
 def test_the_embedded_checkpoints_read_the_shipped_samples(tmp_path, capsys):
     """The README's main command with the committed defaults: at least 90% of the sample words read exactly."""
     assert main(["demo", "--out", str(tmp_path / "demo"), "--device", "cpu"]) == 0

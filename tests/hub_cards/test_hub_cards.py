@@ -149,6 +149,7 @@ def expected_readings(clip4str_folder: Path, tcm_folder: Path, images: Path) -> 
     return text, [round(float(score), 2) for score in regions["scores"]]
 
 
+@pytest.mark.slow
 def test_card_snippets_run_against_the_saved_folders(clip4str_folder, tcm_folder, tmp_path, run_isolated):
     """Every usage example of both cards, rendered for local folders, run where only the folders exist, reads
     what the classes read in this process. With the pipelines available the folders get them, and the cards

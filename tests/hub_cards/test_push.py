@@ -160,6 +160,7 @@ def test_cli_push_prints_the_commit_and_never_the_token(clip4str_folder, tmp_pat
     assert hub.card.data.license == "mit"
 
 
+@pytest.mark.slow
 def test_dry_run_writes_a_folder_that_loads_in_a_clean_process(
     clip4str_folder, tcm_folder, tmp_path, monkeypatch
 ):
@@ -304,6 +305,7 @@ def test_dry_run_into_a_folder_with_files_is_refused(clip4str_folder, tmp_path, 
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_transformers_push_to_hub_gives_the_same_loadable_folder(tmp_path, monkeypatch, run_isolated):
     """`model.push_to_hub` + `processor.push_to_hub` (transformers' own upload path, patched at its Hub client)
     commit the same files as `scenetext push`, and the result loads and reads like the original model."""

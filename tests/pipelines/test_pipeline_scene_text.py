@@ -260,6 +260,7 @@ def test_recognition_rejects_unknown_input_types(folders):
         reader(3.5)
 
 
+@pytest.mark.slow
 def test_pipelines_load_from_bare_folders_in_an_isolated_process(folders, scene, tmp_path, run_isolated):
     recognizer_folder, detector_folder = folders
     image, _ = scene

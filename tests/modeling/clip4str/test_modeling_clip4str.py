@@ -154,6 +154,7 @@ def _encode(labels: list[str], config: Clip4StrConfig) -> torch.Tensor:
     return tokenizer(labels, padding=True, return_tensors="pt")["input_ids"]
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_one_batch_to_exact_predictions():
     model = tiny_model(decoder_dropout=0.0)
     words = ["hello", "CLIP4STR", "a1b2", "text"]
@@ -289,6 +290,7 @@ def test_convolutional_stem_patchifies_rectangular_patches(tmp_path):
         Clip4StrConfig.from_preset("tiny", vision_stem_channels=[4, 8])
 
 
+@pytest.mark.slow
 def test_model_loads_with_trust_remote_code_in_isolated_process(tmp_path, run_isolated):
     model = tiny_model().eval()
     pixel_values = torch.randn(2, 3, 32, 32)
@@ -375,6 +377,7 @@ def test_bad_inputs_get_clear_errors():
         Clip4StrConfig.from_preset("vit-g14")
 
 
+@pytest.mark.slow
 def test_convert_command_writes_a_folder_that_reads_like_the_official_model(
     tmp_path, fixtures_dir, run_isolated
 ):
