@@ -205,6 +205,7 @@ def test_dry_run_writes_a_folder_that_loads_in_a_clean_process(
         )
 
 
+@pytest.mark.slow
 def test_a_broken_dry_run_folder_is_reported_by_the_verification(clip4str_folder, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(clip4str_folder, broken)

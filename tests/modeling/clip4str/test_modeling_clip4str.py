@@ -463,6 +463,7 @@ def test_cached_and_fixed_step_decoding_match_the_official_order(official):
     torch.testing.assert_close(reference[0], io["logits"], atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 def test_cached_decoding_matches_prefix_recomputation_with_deeper_decoders(num_layers):
     # With more than one layer the content stream is updated too; its cache must still give the same answer.

@@ -238,6 +238,7 @@ def test_fast_inference_under_bf16_autocast_is_as_close_to_fp32_as_the_official_
     assert fast_error < 0.1 and fast_error <= 1.5 * official_error
 
 
+@pytest.mark.slow
 def test_fast_inference_model_can_be_traced_by_torch_compile():
     # the eager-only oneDNN calls and in-place writes step aside while dynamo traces (no fake-tensor kernels)
     model = model_with_trained_batch_norms(layers=(2, 1, 1, 1))
