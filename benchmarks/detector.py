@@ -19,8 +19,6 @@ machine.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import statistics
@@ -30,8 +28,9 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import torch
+from _common import benchmark_parser, report
 
-from scenetext.modeling.devices import add_device_arguments, resolve_device, resolve_precision
+from scenetext.modeling.devices import resolve_device, resolve_precision
 from scenetext.modeling.tcm.configuration_tcm import TcmConfig
 from scenetext.modeling.tcm.modeling_tcm import TcmForSceneTextDetection
 from scenetext.processors.tcm import TcmImageProcessor, extract_text_boundaries_per_contour
@@ -219,28 +218,21 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
-    parser.add_argument("--batch-size", type=int, default=1)
-    add_device_arguments(parser, default_dtype="fp32")
+    parser = benchmark_parser(__doc__, PRESETS, batch_size=1)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--json", default=None, help="write the measurement record to this file")
     args = parser.parse_args(argv)
     record = run(args.preset, args.batch_size, args.dtype, args.device, args.repeats)
     splits = ", ".join(
         f"{stage} {record[f'{stage}_cpu_s']:.3f} vs {record[f'baseline_{stage}_cpu_s']:.3f} s"
         for stage in STAGES
     )
-    print(
-        f"{record['preset']} batch {record['batch_size']} {record['dtype']} at {record['input_size']}: "
-        f"{record['images_per_s']:.3f} img/s vs baseline {record['baseline_images_per_s']:.3f} img/s "
+    results = (
+        f"at {record['input_size']}, {record['images_per_s']:.3f} img/s "
+        f"vs baseline {record['baseline_images_per_s']:.3f} img/s "
         f"(x{record['speedup']:.2f} wall, x{record['cpu_speedup']:.2f} CPU time; {splits} CPU; "
         f"load {record['load_average_before']:.1f})"
     )
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(record, handle, indent=2)
-    return record
+    return report(record, results, args.json)
 
 
 if __name__ == "__main__":

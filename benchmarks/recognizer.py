@@ -13,10 +13,8 @@ hits both alike. `ids_agreement` is the share of predicted ids of ours equal to 
 
 from __future__ import annotations
 
-import argparse
 import copy
 import importlib.util
-import json
 import os
 import statistics
 import time
@@ -26,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import benchmark_parser, report
 
 from scenetext.modeling.clip4str.configuration_clip4str import Clip4StrConfig, as_pair
 from scenetext.modeling.clip4str.modeling_clip4str import Clip4StrForSceneTextRecognition
 from scenetext.modeling.devices import (
     Precision,
-    add_device_arguments,
     place_model,
     resolve_device,
     resolve_precision,
@@ -149,25 +147,17 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
-    parser.add_argument("--batch-size", type=int, default=8)
-    add_device_arguments(parser, int8=True, default_dtype="fp32")
+    parser = benchmark_parser(__doc__, PRESETS, batch_size=8, int8=True)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", default=None, help="write the measurement record to this file")
     args = parser.parse_args(argv)
     record = run(args.preset, args.batch_size, args.dtype, args.device, args.repeats)
-    print(
-        f"{record['preset']} batch {record['batch_size']} {record['dtype']}: "
+    results = (
         f"{record['images_per_s']:.2f} img/s vs baseline {record['baseline_images_per_s']:.2f} img/s "
         f"(x{record['speedup']:.2f}; decoding x{record['decoding_speedup']:.2f}, captions encoded "
         f"{record['caption_rows_encoded']} vs {record['baseline_caption_rows_encoded']}; "
         f"load {record['load_average']:.1f})"
     )
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(record, handle, indent=2)
-    return record
+    return report(record, results, args.json)
 
 
 if __name__ == "__main__":

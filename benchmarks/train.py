@@ -17,8 +17,6 @@ not): on CUDA `torch.cuda.max_memory_allocated`, on a Linux CPU the process's pe
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import resource
@@ -32,6 +30,7 @@ from typing import Any
 import accelerate
 import numpy as np
 import torch
+from _common import benchmark_parser, report
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from PIL import Image
@@ -273,35 +272,26 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="recognizer", choices=sorted(RECIPES))
-    presets = sorted({preset for recipes in RECIPES.values() for preset in recipes})
-    parser.add_argument(
-        "--preset",
-        default="tiny",
-        choices=presets,
-        help="; ".join(f"{task}: {', '.join(recipes)}" for task, recipes in RECIPES.items()),
+    parser = benchmark_parser(
+        __doc__,
+        {preset for recipes in RECIPES.values() for preset in recipes},
+        batch_size=8,
+        mixed_precision=MIXED_PRECISION,
+        preset_help="; ".join(f"{task}: {', '.join(recipes)}" for task, recipes in RECIPES.items()),
     )
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--dtype", default="fp32", choices=sorted(MIXED_PRECISION))
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--task", default="recognizer", choices=sorted(RECIPES))
     parser.add_argument("--steps", type=int, default=5, help="timed optimizer steps")
     parser.add_argument("--warmup-steps", type=int, default=1, help="untimed optimizer steps before timing")
-    parser.add_argument("--json", default=None, help="write the measurement record to this file")
     args = parser.parse_args(argv)
     record = run(
         args.task, args.preset, args.batch_size, args.dtype, args.device, args.steps, args.warmup_steps
     )
-    print(
-        f"{record['task']} {record['preset']} batch {record['batch_size']} {record['dtype']}: "
-        f"{record['samples_per_s']:.2f} samples/s, step p50 {record['step_time_p50_s']:.2f} s / "
+    results = (
+        f"{record['task']} training, {record['samples_per_s']:.2f} samples/s, step p50 {record['step_time_p50_s']:.2f} s / "
         f"p95 {record['step_time_p95_s']:.2f} s, peak memory {record['peak_memory_gb']:.2f} GB "
         f"(load {record['load_average']:.1f})"
     )
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(record, handle, indent=2)
-    return record
+    return report(record, results, args.json)
 
 
 if __name__ == "__main__":

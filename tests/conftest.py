@@ -11,6 +11,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# The slow tier (training runs, isolated processes, big presets, accuracy of the embedded checkpoints) runs
+# only when asked, as in transformers: `RUN_SLOW=1 python -m pytest`.
+RUN_SLOW = os.environ.get("RUN_SLOW", "").lower() in {"1", "true", "yes"}
+
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +35,15 @@ except ImportError:
 else:
     raise SystemExit("isolation failed: scenetext was importable")
 """
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if RUN_SLOW:
+        return
+    skip_slow = pytest.mark.skip(reason="slow test: set RUN_SLOW=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
 
 
 @pytest.fixture(scope="session")

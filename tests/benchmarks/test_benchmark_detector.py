@@ -10,6 +10,7 @@ DETECTOR = Path(__file__).resolve().parents[2] / "benchmarks" / "detector.py"
 STAGES = ("preprocess", "model", "postprocess")
 
 
+@pytest.mark.slow
 def test_detector_benchmark_tiny_writes_a_consistent_record(tmp_path):
     out = tmp_path / "detector.json"
     main = runpy.run_path(str(DETECTOR))["main"]

@@ -10,6 +10,7 @@ import pytest
 TRAIN = Path(__file__).resolve().parents[2] / "benchmarks" / "train.py"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("task", "image_side"), [("recognizer", 32), ("detector", 128)])
 def test_train_benchmark_tiny_writes_a_consistent_record(tmp_path, task, image_side):
     out = tmp_path / "train.json"

@@ -6,16 +6,14 @@ import re
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from scenetext.cli import ocr as ocr_cli
 from scenetext.cli.main import main
 from scenetext.data.synthetic import SyntheticSceneConfig, render_scene_sample
-from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
-from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
-from scenetext.processors.clip4str import Clip4StrImageProcessor, Clip4StrProcessor, Clip4StrTokenizer
 from scenetext.processors.tcm import TcmImageProcessor
+
+from ..tiny_models import save_tiny_detector, save_tiny_recognizer
 
 
 @pytest.fixture(scope="module")
@@ -23,17 +21,13 @@ def defaults_dir(tmp_path_factory):
     """A stand-in for assets/defaults: tiny random recognizer and detector folders. The detector refuses
     images above 400x400 pixels, so a "huge" image is cheap to make."""
     root = tmp_path_factory.mktemp("defaults")
-    torch.manual_seed(0)
-    config = Clip4StrConfig.from_preset("tiny")
-    Clip4StrForSceneTextRecognition(config).save_pretrained(root / "recognizer")
-    image_processor = Clip4StrImageProcessor(size=config.vision_config.image_size)
-    Clip4StrProcessor(image_processor, Clip4StrTokenizer()).save_pretrained(root / "recognizer")
-    TcmForSceneTextDetection(TcmConfig.from_preset("tiny")).save_pretrained(root / "detector")
-    TcmImageProcessor(
+    save_tiny_recognizer(root / "recognizer")
+    image_processor = TcmImageProcessor(
         size={"shortest_edge": 128, "longest_edge": 256},
         max_image_pixels=400 * 400,
         post_processing={"threshold": 0.0, "min_score": 0.0},
-    ).save_pretrained(root / "detector")
+    )
+    save_tiny_detector(root / "detector", image_processor)
     return root
 
 
@@ -124,6 +118,7 @@ def test_demo_without_embedded_checkpoints_says_what_it_needs(tmp_path, monkeypa
     assert not (tmp_path / "demo").exists()
 
 
+@pytest.mark.slow
 def test_demo_reads_the_shipped_samples_with_the_embedded_checkpoints(
     defaults_dir, tmp_path, monkeypatch, capsys
 ):
@@ -140,6 +135,7 @@ def test_demo_reads_the_shipped_samples_with_the_embedded_checkpoints(
     assert f"/{total} words of the samples read exactly; pictures in {out}" in stdout
 
 
+@pytest.mark.slow
 def test_the_embedded_checkpoints_read_the_shipped_samples(tmp_path, capsys):
     """The README's main command with the committed defaults: at least 90% of the sample words read exactly."""
     assert main(["demo", "--out", str(tmp_path / "demo"), "--device", "cpu"]) == 0

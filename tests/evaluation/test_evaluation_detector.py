@@ -69,22 +69,16 @@ def run_cli(*argv: str) -> int:
     return args.func(args)
 
 
+def score_result_files_through_the_cli(res_dir: Path, gt_dir: Path, output: Path) -> int:
+    return run_cli(
+        "evaluate", "detector", "--predictions", str(res_dir), "--data", str(gt_dir), "--json", str(output)
+    )
+
+
 def test_result_files_scored_through_the_cli(icdar_files, tmp_path, capsys):
     gt_dir, res_dir = icdar_files
     output = tmp_path / "det.json"
-    assert (
-        run_cli(
-            "evaluate",
-            "detector",
-            "--predictions",
-            str(res_dir),
-            "--data",
-            str(gt_dir),
-            "--json",
-            str(output),
-        )
-        == 0
-    )
+    assert score_result_files_through_the_cli(res_dir, gt_dir, output) == 0
     report = json.loads(output.read_text())
     assert report["task"] == "scene-text-detection"
     assert report["protocol"] == "icdar2015-iou"
@@ -196,19 +190,7 @@ def test_malformed_result_files_are_named(icdar_files, tmp_path, capsys, file_na
     write(path, [format_result_line(quad(0, 0, 5, 5)), line])
     with pytest.raises(ValueError, match=message):
         score_result_files(res_dir, gt_dir)
-    assert (
-        run_cli(
-            "evaluate",
-            "detector",
-            "--predictions",
-            str(res_dir),
-            "--data",
-            str(gt_dir),
-            "--json",
-            str(tmp_path / "o.json"),
-        )
-        == 2
-    )
+    assert score_result_files_through_the_cli(res_dir, gt_dir, tmp_path / "o.json") == 2
     assert "scenetext evaluate: error:" in capsys.readouterr().err
 
 

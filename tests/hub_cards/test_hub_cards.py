@@ -19,10 +19,12 @@ from scenetext.evaluation.metrics.recognition import score_recognition
 from scenetext.evaluation.reports import DetectionReport, RecognitionReport, write_json
 from scenetext.hub_cards import MODEL_KINDS, load_evaluation_report, render_model_card, validate_card_metadata
 from scenetext.hub_cards.publish import load_training_config
-from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
-from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
-from scenetext.processors.clip4str import Clip4StrImageProcessor, Clip4StrProcessor, Clip4StrTokenizer
+from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
+from scenetext.modeling.tcm import TcmForSceneTextDetection
+from scenetext.processors.clip4str import Clip4StrProcessor
 from scenetext.processors.tcm import TcmImageProcessor
+
+from ..tiny_models import save_tiny_detector, save_tiny_recognizer
 
 try:
     from scenetext.pipelines.custom_pipelines import add_pipelines
@@ -35,22 +37,12 @@ TCM = MODEL_KINDS["tcm"]
 
 @pytest.fixture(scope="module")
 def clip4str_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("clip4str")
-    torch.manual_seed(0)
-    config = Clip4StrConfig.from_preset("tiny")
-    Clip4StrForSceneTextRecognition(config).save_pretrained(folder)
-    image_processor = Clip4StrImageProcessor(size=config.vision_config.image_size)
-    Clip4StrProcessor(image_processor, Clip4StrTokenizer()).save_pretrained(folder)
-    return folder
+    return save_tiny_recognizer(tmp_path_factory.mktemp("clip4str"))
 
 
 @pytest.fixture(scope="module")
 def tcm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tcm")
-    torch.manual_seed(0)
-    TcmForSceneTextDetection(TcmConfig.from_preset("tiny")).save_pretrained(folder)
-    TcmImageProcessor(size={"shortest_edge": 64, "longest_edge": 128}).save_pretrained(folder)
-    return folder
+    return save_tiny_detector(tmp_path_factory.mktemp("tcm"))
 
 
 def recognition_json(path: Path) -> Path:
@@ -157,6 +149,7 @@ def expected_readings(clip4str_folder: Path, tcm_folder: Path, images: Path) -> 
     return text, [round(float(score), 2) for score in regions["scores"]]
 
 
+@pytest.mark.slow
 def test_card_snippets_run_against_the_saved_folders(clip4str_folder, tcm_folder, tmp_path, run_isolated):
     """Every usage example of both cards, rendered for local folders, run where only the folders exist, reads
     what the classes read in this process. With the pipelines available the folders get them, and the cards

@@ -17,10 +17,8 @@ from scenetext.evaluation.metrics.detection import DetectionCounts
 from scenetext.evaluation.reports import DetectionReport, write_json
 from scenetext.hub_cards import assemble_upload_folder, check_model_folder, publish_folder
 from scenetext.hub_cards import publish as publish_module
-from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
-from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
-from scenetext.processors.clip4str import Clip4StrImageProcessor, Clip4StrProcessor, Clip4StrTokenizer
-from scenetext.processors.tcm import TcmImageProcessor
+
+from ..tiny_models import save_tiny_detector, save_tiny_recognizer, tiny_recognizer
 
 try:
     from scenetext.pipelines.custom_pipelines import add_pipelines
@@ -69,21 +67,9 @@ TCM_FILES = sorted(MODEL_FILES["tcm"] + (PIPELINE_FILES["tcm"] if add_pipelines 
 FAKE_TOKEN = "hf_scenetextTestTokenThatMustNeverAppear"
 
 
-def tiny_clip4str() -> tuple[Clip4StrForSceneTextRecognition, Clip4StrProcessor]:
-    torch.manual_seed(0)
-    config = Clip4StrConfig.from_preset("tiny")
-    processor = Clip4StrProcessor(
-        Clip4StrImageProcessor(size=config.vision_config.image_size), Clip4StrTokenizer()
-    )
-    return Clip4StrForSceneTextRecognition(config).eval(), processor
-
-
 @pytest.fixture(scope="module")
 def clip4str_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("clip4str")
-    model, processor = tiny_clip4str()
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
+    folder = save_tiny_recognizer(tmp_path_factory.mktemp("clip4str"))
     # Training outputs hold more than a Hub folder needs; none of it may be uploaded.
     (folder / "optimizer.pt").write_bytes(b"not for the hub")
     (folder / "train_log.jsonl").write_text('{"step": 1}\n')
@@ -92,11 +78,7 @@ def clip4str_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tcm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tcm")
-    torch.manual_seed(0)
-    TcmForSceneTextDetection(TcmConfig.from_preset("tiny")).save_pretrained(folder)
-    TcmImageProcessor(size={"shortest_edge": 64, "longest_edge": 128}).save_pretrained(folder)
-    return folder
+    return save_tiny_detector(tmp_path_factory.mktemp("tcm"))
 
 
 @pytest.fixture
@@ -185,6 +167,7 @@ def test_cli_push_prints_the_commit_and_never_the_token(clip4str_folder, tmp_pat
     assert hub.card.data.license == "mit"
 
 
+@pytest.mark.slow
 def test_dry_run_writes_a_folder_that_loads_in_a_clean_process(
     clip4str_folder, tcm_folder, tmp_path, monkeypatch
 ):
@@ -229,6 +212,7 @@ def test_dry_run_writes_a_folder_that_loads_in_a_clean_process(
         )
 
 
+@pytest.mark.slow
 def test_a_broken_dry_run_folder_is_reported_by_the_verification(clip4str_folder, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(clip4str_folder, broken)
@@ -329,6 +313,7 @@ def test_dry_run_into_a_folder_with_files_is_refused(clip4str_folder, tmp_path, 
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_transformers_push_to_hub_gives_the_same_loadable_folder(tmp_path, monkeypatch, run_isolated):
     """`model.push_to_hub` + `processor.push_to_hub` (transformers' own upload path, patched at its Hub client)
     commit the same files as `scenetext push`, and the result loads and reads like the original model."""
@@ -349,7 +334,7 @@ def test_transformers_push_to_hub_gives_the_same_loadable_folder(tmp_path, monke
     monkeypatch.setattr(transformers_hub, "hf_api", lambda: fake_api)
     monkeypatch.setattr(transformers_hub.ModelCard, "load", _no_card_yet)
 
-    model, processor = tiny_clip4str()
+    model, processor = tiny_recognizer()
     model.push_to_hub("someone/clip4str-tiny")
     processor.push_to_hub("someone/clip4str-tiny")
     model.save_pretrained(tmp_path / "saved")

@@ -14,12 +14,13 @@ from transformers import pipeline
 
 from scenetext.data.synthetic import SyntheticSceneConfig, render_scene_sample
 from scenetext.data.synthetic_text import TextSampling
-from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
-from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
+from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
 from scenetext.pipelines import DEFAULT_CROP_MARGIN, add_pipelines, reading_order, rectify_region
 from scenetext.pipelines.pipeline_clip4str import SceneTextRecognitionPipeline
-from scenetext.processors.clip4str import Clip4StrImageProcessor, Clip4StrProcessor, Clip4StrTokenizer
+from scenetext.processors.clip4str import Clip4StrProcessor
 from scenetext.processors.tcm import TcmImageProcessor
+
+from ..tiny_models import save_tiny_detector, save_tiny_recognizer
 
 SCENE_CONFIG = SyntheticSceneConfig(
     # Words with ascenders in every casing (as tall as the font) and longer than tall, so that their DB kernels
@@ -40,16 +41,11 @@ SCENE_CONFIG = SyntheticSceneConfig(
 def folders(tmp_path_factory):
     """Tiny random recognizer and detector folders with their processors and pipelines."""
     root = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    config = Clip4StrConfig.from_preset("tiny")
-    Clip4StrForSceneTextRecognition(config).save_pretrained(root / "recognizer")
-    image_processor = Clip4StrImageProcessor(size=config.vision_config.image_size)
-    Clip4StrProcessor(image_processor, Clip4StrTokenizer()).save_pretrained(root / "recognizer")
-    TcmForSceneTextDetection(TcmConfig.from_preset("tiny")).save_pretrained(root / "detector")
-    detector_processor = TcmImageProcessor(
+    save_tiny_recognizer(root / "recognizer")
+    image_processor = TcmImageProcessor(
         size={"shortest_edge": 128, "longest_edge": 256}, post_processing="mmocr"
     )
-    detector_processor.save_pretrained(root / "detector")
+    save_tiny_detector(root / "detector", image_processor)
     add_pipelines(root / "recognizer")
     add_pipelines(root / "detector")
     return root / "recognizer", root / "detector"
@@ -75,6 +71,16 @@ def force_ground_truth(detector_pipeline, images, quads_per_image):
         return types.SimpleNamespace(prob_map=shrink_map[:, None])
 
     detector_pipeline.detector.forward = forward  # what the pipeline runs (on CPU, the optimized copy)
+
+
+def ocr_pipeline_with_forced_detections(folders, images, quads_per_image):
+    """The OCR pipeline of the tiny folders whose detector finds exactly `quads_per_image` in `images`."""
+    recognizer_folder, detector_folder = folders
+    ocr = pipeline(
+        "ocr", model=detector_folder, recognizer=str(recognizer_folder), trust_remote_code=True, device="cpu"
+    )
+    force_ground_truth(ocr, images, quads_per_image)
+    return ocr
 
 
 def box_of(quad):
@@ -171,12 +177,9 @@ def test_detection_batches_give_the_results_of_single_images(folders, scene):
 
 
 def test_ocr_reads_forced_regions_in_reading_order_with_the_recognizer(folders, scene):
-    recognizer_folder, detector_folder = folders
+    recognizer_folder, _ = folders
     image, quads = scene
-    ocr = pipeline(
-        "ocr", model=detector_folder, recognizer=str(recognizer_folder), trust_remote_code=True, device="cpu"
-    )
-    force_ground_truth(ocr, [image], [quads])
+    ocr = ocr_pipeline_with_forced_detections(folders, [image], [quads])
     results = ocr(np.asarray(image), recognizer_batch_size=2)
 
     assert [set(result) for result in results] == [
@@ -196,12 +199,9 @@ def test_ocr_reads_forced_regions_in_reading_order_with_the_recognizer(folders, 
 
 
 def test_ocr_polygon_mode_rectifies_contours_of_every_word(folders, scene):
-    recognizer_folder, detector_folder = folders
+    recognizer_folder, _ = folders
     image, quads = scene
-    ocr = pipeline(
-        "ocr", model=detector_folder, recognizer=str(recognizer_folder), trust_remote_code=True, device="cpu"
-    )
-    force_ground_truth(ocr, [image], [quads])
+    ocr = ocr_pipeline_with_forced_detections(folders, [image], [quads])
     results = ocr(image, box_type="poly", crop_margin=0.3)
     assert len(results) == len(quads)
     reader = pipeline("scene-text-recognition", model=recognizer_folder, trust_remote_code=True, device="cpu")
@@ -237,12 +237,8 @@ def test_pipelines_run_in_the_requested_dtype(folders, scene):
 
 
 def test_a_scene_without_text_gives_no_results(folders, scene):
-    recognizer_folder, detector_folder = folders
     image, _ = scene
-    ocr = pipeline(
-        "ocr", model=detector_folder, recognizer=str(recognizer_folder), trust_remote_code=True, device="cpu"
-    )
-    force_ground_truth(ocr, [image], [[]])
+    ocr = ocr_pipeline_with_forced_detections(folders, [image], [[]])
     assert ocr(image) == []
 
 
@@ -265,6 +261,7 @@ def test_recognition_rejects_unknown_input_types(folders):
         reader(3.5)
 
 
+@pytest.mark.slow
 def test_pipelines_load_from_bare_folders_in_an_isolated_process(folders, scene, tmp_path, run_isolated):
     recognizer_folder, detector_folder = folders
     image, _ = scene

@@ -43,6 +43,7 @@ def _losses(trainer: Trainer) -> list[float]:
     return [record["loss"] for record in trainer.state.log_history if "loss" in record]
 
 
+@pytest.mark.slow
 def test_recognizer_trains_with_trainer(tmp_path):
     torch.manual_seed(0)
     config = Clip4StrConfig.from_preset("tiny", max_label_length=12)
@@ -69,6 +70,7 @@ def test_recognizer_trains_with_trainer(tmp_path):
     assert (tmp_path / "saved" / "processor_config.json").exists()
 
 
+@pytest.mark.slow
 def test_detector_trains_with_trainer(tmp_path):
     torch.manual_seed(0)
     model = TcmForSceneTextDetection(TcmConfig.from_preset("tiny"))

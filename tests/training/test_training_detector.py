@@ -127,6 +127,7 @@ def test_official_parameter_groups():
     assert not frozen & set().union(*summary.values())
 
 
+@pytest.mark.slow
 def test_loss_falls_and_checkpoints_load(tmp_path):
     config = load_config(
         "tiny-detector", [*QUICK, f"output_dir={tmp_path}", "max_steps=30", "save_every=30", "eval_every=30"]
@@ -165,6 +166,7 @@ def _run_script(args: list[str], env_extra: dict | None = None) -> subprocess.Co
     )
 
 
+@pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_to_identical_losses(tmp_path):
     overrides = [*QUICK, "max_steps=6", "save_every=3", "data.train.num_samples=10"]
     straight = tmp_path / "straight"

@@ -36,6 +36,7 @@ def losses(output_dir: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in lines if "loss" in json.loads(line)]
 
 
+@pytest.mark.slow
 def test_loss_falls_and_checkpoints_load(tmp_path):
     config = load_config(
         "tiny-recognizer", [*QUICK, f"output_dir={tmp_path}", "max_steps=30", "save_every=30"]
@@ -77,6 +78,7 @@ def _run_script(script: str, args: list[str], env_extra: dict | None = None) -> 
     )
 
 
+@pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_to_identical_losses(tmp_path):
     overrides = [*QUICK, "max_steps=8", "save_every=3", "data.augment=true", "data.train.num_samples=12"]
     straight = tmp_path / "straight"
@@ -121,6 +123,7 @@ with open(f"{config.output_dir}/rank{rank}.json", "w") as handle:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="needs the gloo backend")
 def test_two_processes_read_disjoint_data_and_keep_identical_weights(tmp_path):
     script = tmp_path / "two_process_run.py"

@@ -158,6 +158,7 @@ def _encode(labels: list[str], config: Clip4StrConfig) -> torch.Tensor:
     return tokenizer(labels, padding=True, return_tensors="pt")["input_ids"]
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_one_batch_to_exact_predictions():
     model = tiny_model(decoder_dropout=0.0)
     words = ["hello", "CLIP4STR", "a1b2", "text"]
@@ -337,6 +338,7 @@ def test_convolutional_stem_patchifies_rectangular_patches(tmp_path):
         Clip4StrConfig.from_preset("tiny", vision_stem_channels=[4, 8])
 
 
+@pytest.mark.slow
 def test_model_loads_with_trust_remote_code_in_isolated_process(tmp_path, run_isolated):
     model = tiny_model().eval()
     pixel_values = torch.randn(2, 3, 32, 32)
@@ -425,6 +427,7 @@ def test_bad_inputs_get_clear_errors():
         Clip4StrConfig.from_preset("vit-g14")
 
 
+@pytest.mark.slow
 def test_convert_command_writes_a_folder_that_reads_like_the_official_model(
     tmp_path, fixtures_dir, run_isolated
 ):
@@ -512,6 +515,7 @@ def test_cached_and_fixed_step_decoding_match_the_official_order(official, refer
     torch.testing.assert_close(reference[1], io["visual_logits"], atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 @pytest.mark.parametrize("fixed_steps", [False, True])
 def test_cached_decoding_matches_prefix_recomputation_with_deeper_decoders(

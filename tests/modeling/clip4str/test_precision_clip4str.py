@@ -39,6 +39,7 @@ def trained(reference_decode):
     return model, processor, pixel_values, memory, reference_logits, reference
 
 
+@pytest.mark.slow
 def test_cached_and_static_decoding_give_the_reference_logits(trained):
     model, _, _, memory, reference_logits, _ = trained
     with torch.inference_mode():
@@ -49,6 +50,7 @@ def test_cached_and_static_decoding_give_the_reference_logits(trained):
     torch.testing.assert_close(static[:, : reference_logits.shape[1]], reference_logits, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["bfloat16", "bf16-autocast", "int8"])
 def test_low_precision_modes_read_the_same_words(trained, mode):
     model, processor, pixel_values, _, _, reference = trained

@@ -154,6 +154,7 @@ def test_folder_carries_the_icdar2015_image_processor(converted):
     assert processor.post_processing == processing.TcmImageProcessor.from_preset("icdar2015").post_processing
 
 
+@pytest.mark.slow
 def test_converted_folder_loads_in_isolated_process(converted, official, run_isolated, tmp_path):
     expected = TcmForSceneTextDetection.from_pretrained(converted).eval()(official["input"]).prob_map
     torch.save(official["input"], tmp_path / "input.pt")

@@ -144,6 +144,7 @@ def test_text_tower_trains_when_not_frozen():
     assert model.text_encoder.text_projection.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_training_segments_a_text_rectangle():
     model = tiny_model().train()
     generator = torch.Generator().manual_seed(0)
@@ -383,6 +384,7 @@ def test_bad_labels_are_explained():
         model(pixels, labels=[labels])
 
 
+@pytest.mark.slow
 def test_image_processor_targets_train_the_model_and_post_processing_finds_the_text():
     processing = pytest.importorskip("scenetext.processors.tcm.image_processing_tcm")
     processor = processing.TcmImageProcessor(do_resize=False)

@@ -134,6 +134,7 @@ def test_save_and_load_round_trip_in_process(tmp_path):
     assert torch.equal(actual["labels"], expected["labels"])
 
 
+@pytest.mark.slow
 def test_auto_classes_load_the_saved_folders_without_scenetext(tmp_path, run_isolated):
     """AutoProcessor / AutoTokenizer / AutoImageProcessor with trust_remote_code, in a fresh process where
     `scenetext` cannot be imported, give the same outputs as the classes here."""

@@ -482,6 +482,7 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.post_processing["threshold"] == 0.08 and loaded.size["shortest_edge"] == 736
 
 
+@pytest.mark.slow
 def test_auto_image_processor_loads_remote_code_in_isolation(tmp_path, run_isolated):
     processor = TcmImageProcessor(
         size={"shortest_edge": 64, "longest_edge": 256}, post_processing="totaltext"
@@ -518,6 +519,7 @@ def test_auto_image_processor_loads_remote_code_in_isolation(tmp_path, run_isola
     assert loaded["score"] == pytest.approx(expected["scores"].tolist())
 
 
+@pytest.mark.slow
 def test_remote_files_import_without_opencv_and_fail_clearly_on_use(tmp_path, run_isolated):
     TcmImageProcessor().save_pretrained(tmp_path)
     stdout = run_isolated(
