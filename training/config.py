@@ -346,18 +346,10 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
         raise ValueError(f"{path} must hold a mapping of options, got {type(mapping).__name__}")
     for override in overrides:
         apply_override(mapping, override)
-    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
-    _reject_unknown(mapping, fields, "")
-    missing = [
-        f.name
-        for f in dataclasses.fields(TrainingConfig)
-        if f.name not in mapping
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise ValueError(f"{path}: missing option(s) {', '.join(missing)}")
     try:
+        _reject_unknown(mapping, {f.name for f in dataclasses.fields(TrainingConfig)}, "")
         return TrainingConfig(**mapping)
+    except TypeError as error:  # a required option is missing
+        raise ValueError(f"{path}: {error}") from error
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from error

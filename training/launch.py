@@ -36,7 +36,8 @@ def check_requested_processes() -> None:
         arguments = cmdline.read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return
-    if "launch" not in arguments or not any("accelerate" in argument for argument in arguments[:3]):
+    launcher = " ".join(arguments[:3])  # `accelerate launch` or `python -m accelerate.commands.launch`
+    if "accelerate" not in launcher or "launch" not in launcher:
         return
     requested = _option_value(arguments, ("--num_processes", "--num-processes"))
     if requested is not None and requested.isdigit() and int(requested) > 1:
