@@ -82,7 +82,10 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(error) from error
     try:
         summary = trainer.train(resume=args.resume, overwrite_output_dir=args.overwrite_output_dir)
-    except FileExistsError as error:
+    except (
+        FileExistsError,
+        FileNotFoundError,
+    ) as error:  # a folder in use; nothing to resume, a missing input
         raise UsageError(error) from error
     if args.push_to_hub and trainer.accelerator.is_main_process:
         from scenetext.hub_cards import publish_folder

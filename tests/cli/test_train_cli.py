@@ -27,6 +27,8 @@ def test_a_config_typo_is_one_line_and_exit_status_2(tmp_path, capsys):
     assert "unknown option data.augmentt: did you mean data.augment?" in error
     assert _train(tmp_path, "--max-steps", "-3") == 2
     assert "max_steps: expected an integer >= 1, got -3" in capsys.readouterr().err
+    assert _train(tmp_path, "--resume", *QUICK) == 2
+    assert f"--resume: no complete training state under {tmp_path / 'checkpoints'}" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
