@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from scenetext.cli.errors import USAGE_ERROR_EXIT_STATUS, UsageError
+
 # Each module below exposes `add_parser(subparsers)`; the parser it adds sets `func`, which receives the
 # parsed arguments and returns the process exit code. Modules are imported only to build the parser.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -47,7 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if overrides:
         args.overrides = overrides
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as error:
+        print(f"scenetext {args.command}: error: {error}", file=sys.stderr)
+        return USAGE_ERROR_EXIT_STATUS
 
 
 if __name__ == "__main__":

@@ -1,8 +1,20 @@
-"""Training configuration: a dataclass mirrored by the YAML files in `training/configs/`."""
+"""Training configuration: a dataclass mirrored by the YAML files in `training/configs/`, validated at load.
+
+Every key is checked when the config is read, at any depth: top-level and optimizer options against the
+dataclasses below (types and ranges), the task sections (`model`, `processor`, `data`) against the schema their
+task module declares (`CONFIG_SCHEMA` in `training/recognition.py` / `training/detection.py`), and model config
+overrides against the attributes of the model's config class. A typo fails before any work starts, with a
+`ValueError` naming the full key (`data.augmentt`) and what was expected.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +22,7 @@ from typing import Any
 import yaml
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
+TASKS = ("recognizer", "detector")
 
 
 @dataclass
@@ -31,6 +44,28 @@ class OptimizerConfig:
     warmup_fraction: float = 0.075  # one_cycle
     poly_power: float = 0.9  # poly
     min_learning_rate: float = 1e-7  # poly
+
+    def __post_init__(self) -> None:
+        _check_type_hints(self, "optimizer")
+        _require(
+            self.schedule in ("one_cycle", "poly", "constant"),
+            "optimizer.schedule",
+            "one_cycle, poly or constant",
+            self.schedule,
+        )
+        for name in ("learning_rate", "decoder_lr_multiplier", "eps", "poly_power"):
+            _require(getattr(self, name) > 0, f"optimizer.{name}", "a number > 0", getattr(self, name))
+        for name in ("weight_decay", "min_learning_rate"):
+            _require(getattr(self, name) >= 0, f"optimizer.{name}", "a number >= 0", getattr(self, name))
+        _require(
+            all(0 <= beta < 1 for beta in self.betas), "optimizer.betas", "two numbers in [0, 1)", self.betas
+        )
+        _require(
+            0 < self.warmup_fraction < 1,
+            "optimizer.warmup_fraction",
+            "a number in (0, 1)",
+            self.warmup_fraction,
+        )
 
 
 @dataclass
@@ -55,35 +90,213 @@ class TrainingConfig:
     eval_every: int = 500
     save_every: int = 500
     keep_last_states: int = 2
-    cpu: bool = False
+    cpu: bool = False  # force the CPU even where a GPU is available
     log_with: str | None = "tensorboard"
 
     def __post_init__(self) -> None:
-        if isinstance(self.optimizer, dict):
-            self.optimizer = {
-                k: _read_value(v) if isinstance(v, str) else v for k, v in self.optimizer.items()
-            }
+        if isinstance(self.optimizer, Mapping):
             self.optimizer = dataclass_from_mapping(OptimizerConfig, self.optimizer, "optimizer")
-        if self.task not in ("recognizer", "detector"):
-            raise ValueError(f"`task` must be 'recognizer' or 'detector', got {self.task!r}")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"`mixed_precision` must be no, bf16 or fp16, got {self.mixed_precision!r}")
-        for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "log_every", "eval_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)}")
+        _check_type_hints(self, "")
+        _require(self.task in TASKS, "task", "'recognizer' or 'detector'", self.task)
+        _require(
+            self.mixed_precision in ("no", "bf16", "fp16"),
+            "mixed_precision",
+            "no, bf16 or fp16",
+            self.mixed_precision,
+        )
+        positive = (
+            "max_steps",
+            "batch_size",
+            "gradient_accumulation_steps",
+            "log_every",
+            "eval_every",
+            "save_every",
+            "keep_last_states",
+        )
+        for name in positive:
+            _require(getattr(self, name) >= 1, name, "an integer >= 1", getattr(self, name))
+        _require(self.num_workers >= 0, "num_workers", "an integer >= 0", self.num_workers)
+        _require(self.seed >= 0, "seed", "an integer >= 0", self.seed)
+        _require(
+            self.max_grad_norm is None or self.max_grad_norm > 0,
+            "max_grad_norm",
+            "a number > 0 or null (no clipping)",
+            self.max_grad_norm,
+        )
+        schema = _task_schema(self.task)
+        for section in ("model", "processor", "data"):
+            setattr(self, section, check_options(getattr(self, section), schema[section], section))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def dataclass_from_mapping(cls: type, mapping: dict[str, Any] | None, where: str) -> Any:
-    """Build a dataclass from YAML with a clear error for unknown keys; YAML lists become tuples."""
-    mapping = {k: tuple(v) if isinstance(v, list) else v for k, v in (mapping or {}).items()}
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - names)
-    if unknown:
-        raise ValueError(f"unknown {where} option(s) {unknown}; expected some of {sorted(names)}")
-    return cls(**mapping)
+# -- validation ------------------------------------------------------------------------------------------------
+#
+# A schema is a mapping `key -> rule`; a rule is a type (int, float, bool, str, list, dict: checked with
+# `isinstance`, ints accepted as floats), a tuple of types, a nested schema (a dict), a dataclass (its fields),
+# a transformers config class (its attributes; values are left to the class) or a callable
+# `rule(value, key) -> value` for anything else (e.g. data sources, whose keys depend on `source`).
+
+
+def check_options(value: Any, rule: Any, key: str) -> Any:
+    """`value` checked against `rule` (see above); returns it with numbers read from strings where the rule
+    wants a float (YAML 1.1 reads `1e-3` as a string)."""
+    if isinstance(rule, dict):
+        mapping = _mapping(value, key)
+        _reject_unknown(mapping, rule, key)
+        return {name: check_options(item, rule[name], f"{key}.{name}") for name, item in mapping.items()}
+    if _is_model_config(rule):
+        return _check_model_config(_mapping(value, key), rule(), key)
+    if isinstance(rule, type) and dataclasses.is_dataclass(rule):
+        mapping = _mapping(value, key)
+        _reject_unknown(mapping, {f.name for f in dataclasses.fields(rule)}, key)
+        hints = typing.get_type_hints(rule)
+        return {name: _check_hint(item, hints[name], f"{key}.{name}") for name, item in mapping.items()}
+    if isinstance(rule, (type, tuple)):
+        return _check_hint(value, rule if isinstance(rule, type) else typing.Union[rule], key)  # noqa: UP007
+    return rule(value, key)
+
+
+def signature_keys(function: Callable, supplied: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A schema accepting the keyword arguments of `function` (values unchecked: the function checks them),
+    less those the caller supplies itself."""
+    return {
+        name: lambda value, key: value
+        for name in inspect.signature(function).parameters
+        if name not in supplied
+    }
+
+
+def variant_by(field_name: str, variants: dict[str, dict[str, Any]]) -> Callable[[Any, str], Any]:
+    """A rule for mappings whose keys depend on one of their values (data sources: `source`)."""
+
+    def check(value: Any, key: str) -> Any:
+        mapping = _mapping(value, key)
+        kind = mapping.get(field_name)
+        if kind not in variants:
+            raise ValueError(f"{key}.{field_name}: expected one of {', '.join(variants)}, got {kind!r}")
+        return check_options(mapping, {field_name: str, **variants[kind]}, key)
+
+    return check
+
+
+def _check_model_config(mapping: dict[str, Any], defaults: Any, key: str) -> dict[str, Any]:
+    # transformers configs accept any keyword silently; a typo would train the default instead.
+    known = set(defaults.to_dict()) | set(inspect.signature(type(defaults).__init__).parameters)
+    _reject_unknown(mapping, known - {"self", "kwargs"}, key)
+    for name, item in mapping.items():
+        nested = getattr(defaults, name, None)
+        if isinstance(item, Mapping) and _is_model_config(type(nested)):
+            _check_model_config(dict(item), nested, f"{key}.{name}")
+    return mapping
+
+
+def _is_model_config(rule: Any) -> bool:
+    # Checked by duck type: this module stays importable without transformers.
+    return isinstance(rule, type) and hasattr(rule, "model_type") and hasattr(rule, "to_dict")
+
+
+def _check_hint(value: Any, hint: Any, key: str) -> Any:
+    """`value` against a type annotation of the config dataclasses (scalars, optionals, tuples, mappings)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _check_hint(value, option, key)
+            except ValueError:
+                continue
+        raise ValueError(f"{key}: expected {_describe(hint)}, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ValueError(f"{key}: expected a list of {len(args)} numbers, got {value!r}")
+        return tuple(
+            _check_hint(item, arg, f"{key}[{i}]")
+            for i, (item, arg) in enumerate(zip(value, args, strict=True))
+        )
+    if origin is dict or hint is dict:
+        return _mapping(value, key)
+    if hint is Any:
+        return value
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        return dataclass_from_mapping(hint, value, key)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise ValueError(f"{key}: expected {_describe(hint)}, got {value!r}")
+
+
+def _check_type_hints(instance: Any, prefix: str) -> None:
+    for name, hint in typing.get_type_hints(type(instance)).items():
+        key = f"{prefix}.{name}" if prefix else name
+        setattr(instance, name, _check_hint(getattr(instance, name), hint, key))
+
+
+def _describe(hint: Any) -> str:
+    names = {
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "a string",
+        dict: "a mapping",
+        list: "a list",
+        type(None): "null",
+    }
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in typing.get_args(hint))
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _mapping(value: Any, key: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{key}: expected a mapping of options, got {value!r}")
+    return dict(value)
+
+
+def _reject_unknown(mapping: Mapping[str, Any], known: Any, key: str) -> None:
+    for name in mapping:
+        if name not in known:
+            full = f"{key}.{name}" if key else str(name)
+            close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+            if close:
+                raise ValueError(f"unknown option {full}: did you mean {full[: -len(str(name))]}{close[0]}?")
+            raise ValueError(f"unknown option {full}: expected one of {', '.join(sorted(map(str, known)))}")
+
+
+def _require(condition: bool, key: str, expected: str, value: Any) -> None:
+    if not condition:
+        raise ValueError(f"{key}: expected {expected}, got {value!r}")
+
+
+def _task_schema(task: str) -> dict[str, Any]:
+    # The task modules own their sections; imported here, late, because they import this module.
+    if task == "recognizer":
+        from .recognition import CONFIG_SCHEMA
+    else:
+        from .detection import CONFIG_SCHEMA
+    return CONFIG_SCHEMA
+
+
+# -- reading ---------------------------------------------------------------------------------------------------
+
+
+def dataclass_from_mapping(cls: type, mapping: Mapping[str, Any] | None, where: str) -> Any:
+    """Build a dataclass from YAML, naming `where` in the error for an unknown key or a wrong type; YAML lists
+    become tuples."""
+    checked = check_options(mapping, cls, where)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in checked.items()})
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
@@ -126,7 +339,7 @@ def _read_value(raw: str) -> Any:
 
 
 def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainingConfig:
-    """Read a YAML config, apply `key=value` overrides and validate it."""
+    """Read a YAML config, apply `key=value` overrides and validate it (see the module docstring)."""
     path = resolve_config_path(name_or_path)
     mapping = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(mapping, dict):
@@ -134,6 +347,9 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     for override in overrides:
         apply_override(mapping, override)
     try:
-        return dataclass_from_mapping(TrainingConfig, mapping, f"training option in {path}")
-    except TypeError as error:  # a required field is missing
+        _reject_unknown(mapping, {f.name for f in dataclasses.fields(TrainingConfig)}, "")
+        return TrainingConfig(**mapping)
+    except TypeError as error:  # a required option is missing
+        raise ValueError(f"{path}: {error}") from error
+    except ValueError as error:
         raise ValueError(f"{path}: {error}") from error

@@ -49,8 +49,41 @@ from scenetext.modeling.tcm.configuration_tcm import TCM_PRESETS
 from scenetext.pipelines.image_loading import load_rgb_image
 from scenetext.processors.tcm import TcmImageProcessor
 
-from .config import TrainingConfig, dataclass_from_mapping
+from .config import TrainingConfig, check_options, dataclass_from_mapping, signature_keys, variant_by
 from .loop import backbone_and_head_groups, sample_seed, train_stream
+
+# The YAML sections above, checked when the config is loaded (`training/config.py`).
+_SOURCE = variant_by(
+    "source",
+    {
+        "synthetic": {
+            **signature_keys(synthetic_scene_dataset, supplied=("config",)),
+            "scene": SyntheticSceneConfig,
+            "text": TextSampling,
+        },
+        "icdar": signature_keys(icdar_detection_dataset, supplied=("corrupt_records",)),
+        "jsonl": signature_keys(jsonl_detection_dataset, supplied=("corrupt_records",)),
+        "hub": signature_keys(hub_detection_dataset, supplied=("corrupt_records",)),
+    },
+)
+
+
+def _augment_options(value: Any, key: str) -> Any:
+    """`data.augment`: true/false, or SceneAugment fields."""
+    return value if isinstance(value, bool) else check_options(value, SceneAugment, key)
+
+
+CONFIG_SCHEMA = {
+    "model": {"preset": str, "from_clip": str, "from_pretrained": str, "config": TcmConfig},
+    "processor": signature_keys(TcmImageProcessor.__init__, supplied=("self", "kwargs")),
+    "data": {
+        "train": _SOURCE,
+        "eval": _SOURCE,
+        "augment": _augment_options,
+        "eval_batch_size": int,
+        "shuffle_buffer": int,
+    },
+}
 
 
 def load_openai_clip_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

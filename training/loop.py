@@ -1,11 +1,18 @@
 """The Accelerate training loop shared by the recognizer and the detector.
 
-Devices, mixed precision, DDP and gradient accumulation come from Accelerate. A run writes:
-- `checkpoints/step_XXXXXXXX/`: the full training state (`Accelerator.save_state`: model, optimizer, scheduler,
-  grad scaler, RNG states, data position) every `save_every` steps; `--resume` continues from the newest;
+Devices, mixed precision, DDP and gradient accumulation come from Accelerate; one process or several, started by
+`torchrun` / `python -m torch.distributed.run` or `accelerate launch` (NCCL on GPUs, gloo on CPUs: see
+`training/launch.py`). Only the main process logs, evaluates and writes, except each process's RNG state. A run
+writes into its output folder, which must be empty unless the run resumes or is told to overwrite:
+- `checkpoints/step_XXXXXXXX/`: the training state (model, optimizer, grad scaler, RNG states, data position;
+  see `training/checkpoint.py`: atomic, no pickles) every `save_every` steps; `resume` continues from the
+  newest complete one;
 - `best/` and `last/`: Hub-style folders (model + processor + code) written with `save_pretrained`;
-- `train_log.jsonl`: one line per optimizer step (loss, learning rate, samples/s) and per evaluation;
+- `train_log.jsonl`: one line per optimizer step (loss, learning rate) and per evaluation;
 - TensorBoard logs through Accelerate's trackers.
+
+Resuming with a larger `max_steps` than the saved run's extends it: the learning-rate schedule is rebuilt for
+the new `max_steps` (`training/schedule.py`) and the run continues from the step it reached.
 
 Exact resumption: the data stream is a pure function of the seed and the epoch (DataLoader generator seeded per
 epoch, augmentation seeded per sample by the task), so a resumed run re-creates the epoch's stream from its first
@@ -34,9 +41,13 @@ from datasets.distributed import split_dataset_by_node
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .checkpoint import load_checkpoint, newest_complete_checkpoint, remove_old_checkpoints, save_checkpoint
 from .config import TrainingConfig
+from .launch import check_requested_processes, use_cpu
+from .schedule import LearningRateSchedule
 
-STATE_PREFIX = "step_"
+# What a run writes into its output folder (`--overwrite-output-dir` removes these and nothing else).
+RUN_OUTPUTS = ("checkpoints", "best", "last", "train_log.jsonl", "corrupt_records", "train")
 
 
 class TrainingTask(Protocol):
@@ -171,43 +182,12 @@ def build_optimizer(
     )
 
 
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainingConfig
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """One LR multiplier per optimizer step, over `max_steps` steps."""
-    options = config.optimizer
-    total = config.max_steps
-    if options.schedule == "one_cycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=[group["lr"] for group in optimizer.param_groups],
-            total_steps=total,
-            pct_start=options.warmup_fraction,
-            cycle_momentum=False,
-        )
-    if options.schedule == "poly":
-        floors = [min(options.min_learning_rate / group["lr"], 1.0) for group in optimizer.param_groups]
-
-        def poly(floor: float, step: int) -> float:
-            return max((1 - min(step, total) / total) ** options.poly_power, floor)
-
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, [partial(poly, floor) for floor in floors])
-    if options.schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    raise ValueError(f"unknown schedule {options.schedule!r}; expected one_cycle, poly or constant")
-
-
 def move_to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, dict):
         return {key: move_to_device(value, device) for key, value in batch.items()}
     return batch
-
-
-def latest_state(output_dir: Path) -> Path | None:
-    states = sorted((output_dir / "checkpoints").glob(f"{STATE_PREFIX}*"))
-    return states[-1] if states else None
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -249,10 +229,11 @@ class Trainer:
         self.config = config
         self.task = task
         self.output_dir = Path(config.output_dir)
+        check_requested_processes()
         self.accelerator = Accelerator(
             mixed_precision=config.mixed_precision,
             gradient_accumulation_steps=config.gradient_accumulation_steps,
-            cpu=config.cpu,
+            cpu=use_cpu(config.cpu),
             log_with=config.log_with,
             project_config=ProjectConfiguration(
                 project_dir=str(self.output_dir), logging_dir=str(self.output_dir)
@@ -308,14 +289,44 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------------------
 
-    def _save_state(self) -> None:
+    def _prepare_output_dir(self, resume: bool, overwrite: bool) -> None:
+        """Refuse to write into a folder holding anything unless resuming or told to overwrite; overwriting
+        removes the previous run's outputs first, so neither its checkpoints nor its log mix with this run's."""
         accelerator = self.accelerator
-        folder = self.output_dir / "checkpoints" / f"{STATE_PREFIX}{self.progress.step:08d}"
-        accelerator.save_state(str(folder))
+        existing = sorted(p.name for p in self.output_dir.iterdir()) if self.output_dir.is_dir() else []
+        if existing and not resume and not overwrite:
+            raise FileExistsError(
+                f"output folder {self.output_dir} is not empty ({', '.join(existing[:5])}"
+                f"{', ...' if len(existing) > 5 else ''}): resume the run in it, or overwrite it on purpose "
+                f"(--resume / --overwrite-output-dir), or choose another output_dir"
+            )
+        accelerator.wait_for_everyone()
+        if overwrite and not resume and accelerator.is_main_process:
+            for name in RUN_OUTPUTS:
+                path = self.output_dir / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
+        accelerator.wait_for_everyone()
+
+    def _resume(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        accelerator = self.accelerator
+        root = self.output_dir / "checkpoints"
+        folder, skipped = newest_complete_checkpoint(root)
+        for line in skipped:
+            accelerator.print(line)
+        if folder is None:
+            raise FileNotFoundError(f"--resume: no complete training state under {root}")
+        self.progress.load_state_dict(load_checkpoint(folder, accelerator, model, optimizer))
+        accelerator.print(f"Resumed from {folder} (step {self.progress.step})")
+
+    def _save_state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        root = self.output_dir / "checkpoints"
+        accelerator = self.accelerator
+        save_checkpoint(root, self.progress.step, accelerator, model, optimizer, self.progress.state_dict())
         if accelerator.is_main_process:
-            states = sorted((self.output_dir / "checkpoints").glob(f"{STATE_PREFIX}*"))
-            for old in states[: max(0, len(states) - self.config.keep_last_states)]:
-                shutil.rmtree(old, ignore_errors=True)
+            remove_old_checkpoints(root, self.config.keep_last_states)
         accelerator.wait_for_everyone()
 
     def _export(self, model: torch.nn.Module, name: str) -> None:
@@ -355,31 +366,29 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------------
 
     def train(
-        self, resume: bool = False, on_step: Callable[[int, float], None] | None = None
+        self,
+        resume: bool = False,
+        on_step: Callable[[Trainer, float], None] | None = None,
+        overwrite_output_dir: bool = False,
     ) -> TrainingSummary:
+        """Train to `max_steps`. `resume`: continue from the newest complete checkpoint in the output folder
+        (a damaged newer one is reported and skipped). `overwrite_output_dir`: replace a previous run's outputs
+        instead of refusing a non-empty folder. `on_step(trainer, loss)` is called after each optimizer step."""
         config, accelerator, task = self.config, self.accelerator, self.task
+        self._prepare_output_dir(resume, overwrite_output_dir)
         set_seed(config.seed)
         model = task.build_model()
         optimizer = build_optimizer(task, model, config, accelerator.num_processes)
-        scheduler = build_scheduler(optimizer, config)
-        # The scheduler is stepped by hand once per optimizer step (a prepared one steps once per process).
+        schedule = LearningRateSchedule(optimizer, config.optimizer, config.max_steps)
         model, optimizer = accelerator.prepare(model, optimizer)
         self.model = model
-        accelerator.register_for_checkpointing(scheduler, self.progress)
-
-        resume_from = latest_state(self.output_dir) if resume else None
-        if resume and resume_from is None:
-            raise FileNotFoundError(
-                f"--resume: no saved training state under {self.output_dir / 'checkpoints'}"
-            )
-        if resume_from is not None:
-            accelerator.load_state(str(resume_from))
-            accelerator.print(f"Resumed from {resume_from} (step {self.progress.step})")
+        if resume:
+            self._resume(model, optimizer)
         if accelerator.is_main_process and config.log_with:
             accelerator.init_trackers("train", config=_flat_hparams(config.to_dict()))
         log = _LogFile(
             self.output_dir / "train_log.jsonl",
-            self.progress.step if resume_from else None,
+            self.progress.step if resume else None,
             accelerator.is_main_process,
         )
 
@@ -399,6 +408,7 @@ class Trainer:
                 self.progress.batches_in_epoch += 1
                 continue
             batch = move_to_device(batch, accelerator.device)
+            learning_rate = schedule.apply(self.progress.step)
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
                 accelerator.backward(loss)
@@ -412,11 +422,9 @@ class Trainer:
             samples += batch["pixel_values"].shape[0]
             if not accelerator.sync_gradients:
                 continue
-            scheduler.step()
             self.progress.step += 1
             step_loss = accelerator.gather(loss_sum / micro_batches).mean().item()
             loss_sum, micro_batches = 0.0, 0
-            learning_rate = scheduler.get_last_lr()[0]
             log.write({"step": self.progress.step, "loss": step_loss, "lr": learning_rate})
             if on_step is not None:
                 on_step(self, step_loss)
@@ -433,7 +441,7 @@ class Trainer:
             if self.progress.step % config.eval_every == 0 or self.progress.step == config.max_steps:
                 self._evaluate(model, log)
             if self.progress.step % config.save_every == 0 or self.progress.step == config.max_steps:
-                self._save_state()
+                self._save_state(model, optimizer)
         bar.close()
         self._export(model, "last")
         accelerator.end_training()

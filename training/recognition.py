@@ -47,8 +47,47 @@ from scenetext.modeling.clip4str.convert_clip4str import build_processor
 from scenetext.pipelines.custom_pipelines import add_pipelines
 from scenetext.processors.clip4str import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Clip4StrProcessor
 
-from .config import TrainingConfig, dataclass_from_mapping
+from .config import TrainingConfig, dataclass_from_mapping, signature_keys, variant_by
 from .loop import backbone_and_head_groups, sample_seed, train_stream
+
+# The YAML sections above, checked when the config is loaded (`training/config.py`).
+_SOURCE = variant_by(
+    "source",
+    {
+        "synthetic": {
+            **signature_keys(synthetic_word_dataset, supplied=("config",)),
+            "word": SyntheticWordConfig,
+            "text": TextSampling,
+        },
+        "lmdb": {
+            "root": (str, list),
+            **signature_keys(
+                lmdb_recognition_dataset, supplied=("roots", "charset", "max_label_length", "corrupt_records")
+            ),
+        },
+        "hub": signature_keys(
+            hub_recognition_dataset, supplied=("charset", "max_label_length", "corrupt_records")
+        ),
+    },
+)
+CONFIG_SCHEMA = {
+    "model": {
+        "preset": str,
+        "from_clip": str,
+        "from_pretrained": str,
+        "config": Clip4StrConfig,
+        "sincos_position_init": float,
+    },
+    "processor": {"image_mean": list, "image_std": list},
+    "data": {
+        "train": _SOURCE,
+        "eval": _SOURCE,
+        "augment": bool,
+        "eval_protocol": int,
+        "eval_batch_size": int,
+        "shuffle_buffer": int,
+    },
+}
 
 
 def _shared_encoder_parameters(name: str) -> bool:
