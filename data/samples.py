@@ -76,8 +76,13 @@ def decode_stored_image(data: bytes) -> tuple[PIL.Image.Image, dict | PIL.Image.
     drops it where `load_rgb_image` composites on white).
     """
     image = load_rgb_image(data, apply_exif_orientation=False)
-    with PIL.Image.open(io.BytesIO(data)) as stored:  # reads the header only: mode and tags
-        decoded_alike = stored.mode in ("RGB", "L") and stored.getexif().get(_EXIF_ORIENTATION) is None
+    with PIL.Image.open(io.BytesIO(data)) as stored:
+        # Only what the header holds: `getexif()` would decode a PNG's pixels a second time to look for tags
+        # stored after them (formats put EXIF before the pixels).
+        exif = PIL.Image.Exif()
+        if stored.info.get("exif"):
+            exif.load(stored.info["exif"])
+        decoded_alike = stored.mode in ("RGB", "L") and exif.get(_EXIF_ORIENTATION) is None
     return image, ({"bytes": data, "path": None} if decoded_alike else image)
 
 
