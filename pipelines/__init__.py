@@ -2,15 +2,12 @@
 (crop rectification, reading order) and result pictures."""
 
 from .cropping_ocr import crop_polygon, crop_quad, order_quad, polygon_edges, rectify_region
-from .custom_pipelines import PIPELINES_BY_MODEL_TYPE, add_pipelines
 from .drawing_ocr import draw_results, score_color
 from .pipeline_ocr import OcrPipeline
 from .reading_order_ocr import reading_order
 
 __all__ = [
-    "PIPELINES_BY_MODEL_TYPE",
     "OcrPipeline",
-    "add_pipelines",
     "crop_polygon",
     "crop_quad",
     "draw_results",

@@ -22,12 +22,7 @@ from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
 from scenetext.processors.clip4str import Clip4StrImageProcessor, Clip4StrProcessor, Clip4StrTokenizer
 from scenetext.processors.tcm import TcmImageProcessor
 
-try:
-    from scenetext.pipelines.custom_pipelines import add_pipelines
-except ImportError:  # an installation without the pipelines publishes models without them
-    add_pipelines = None
-
-# Files of a Hub folder without pipelines, and the pipeline code `scenetext push` adds.
+# Files of a Hub folder: the model's and processor's, and the pipeline code the model's save_pretrained adds.
 MODEL_FILES = {
     "clip4str": [
         "README.md",
@@ -36,6 +31,7 @@ MODEL_FILES = {
         "image_processing_clip4str.py",
         "model.safetensors",
         "modeling_clip4str.py",
+        "pipeline_files_clip4str.py",
         "processing_clip4str.py",
         "processor_config.json",
         "tokenization_clip4str.py",
@@ -50,6 +46,7 @@ MODEL_FILES = {
         "image_processing_tcm.py",
         "model.safetensors",
         "modeling_tcm.py",
+        "pipeline_files_tcm.py",
         "preprocessor_config.json",
     ],
 }
@@ -57,8 +54,8 @@ PIPELINE_FILES = {
     "clip4str": ["pipeline_clip4str.py"],
     "tcm": ["cropping_ocr.py", "pipeline_ocr.py", "pipeline_tcm.py", "reading_order_ocr.py"],
 }
-CLIP4STR_FILES = sorted(MODEL_FILES["clip4str"] + (PIPELINE_FILES["clip4str"] if add_pipelines else []))
-TCM_FILES = sorted(MODEL_FILES["tcm"] + (PIPELINE_FILES["tcm"] if add_pipelines else []))
+CLIP4STR_FILES = sorted(MODEL_FILES["clip4str"] + PIPELINE_FILES["clip4str"])
+TCM_FILES = sorted(MODEL_FILES["tcm"] + PIPELINE_FILES["tcm"])
 FAKE_TOKEN = "hf_scenetextTestTokenThatMustNeverAppear"
 
 
@@ -210,16 +207,15 @@ def test_dry_run_writes_a_folder_that_loads_in_a_clean_process(
         "TcmForSceneTextDetection",
         "TcmImageProcessor",
     )
-    if add_pipelines is not None:
-        assert sorted(config["custom_pipelines"]) == ["image-to-text", "scene-text-recognition"]
-        reading = recognizer["pipelines"]["scene-text-recognition"][0]["generated_text"]
-        assert reading == recognizer["inference"]["generated_text"]
-        assert len(detector["pipelines"]["scene-text-detection"]) == detector["inference"]["num_regions"]
-        assert detector["pipelines"]["ocr"].startswith("skipped")
-        assert (
-            'pipeline("scene-text-recognition", model="someone/clip4str-tiny"'
-            in (tmp_path / "clip4str" / "README.md").read_text()
-        )
+    assert sorted(config["custom_pipelines"]) == ["image-to-text", "scene-text-recognition"]
+    reading = recognizer["pipelines"]["scene-text-recognition"][0]["generated_text"]
+    assert reading == recognizer["inference"]["generated_text"]
+    assert len(detector["pipelines"]["scene-text-detection"]) == detector["inference"]["num_regions"]
+    assert detector["pipelines"]["ocr"].startswith("skipped")
+    assert (
+        'pipeline("scene-text-recognition", model="someone/clip4str-tiny"'
+        in (tmp_path / "clip4str" / "README.md").read_text()
+    )
 
 
 def test_a_broken_dry_run_folder_is_reported_by_the_verification(clip4str_folder, tmp_path):
@@ -352,14 +348,13 @@ def test_transformers_push_to_hub_gives_the_same_loadable_folder(tmp_path, monke
         assemble_upload_folder(tmp_path / "saved", tmp_path / "published", "someone/clip4str-tiny")
     )
 
-    # transformers writes what save_pretrained writes; scenetext push adds the pipelines on top.
-    assert sorted(path.name for path in pushed.iterdir()) == MODEL_FILES["clip4str"]
+    # transformers writes what save_pretrained writes, pipelines included.
+    assert sorted(path.name for path in pushed.iterdir()) == CLIP4STR_FILES
     assert check_model_folder(pushed).model_type == "clip4str"
-    for name in MODEL_FILES["clip4str"]:
+    for name in CLIP4STR_FILES:
         if name not in ("README.md", "config.json"):
             assert (pushed / name).read_bytes() == (Path(published) / name).read_bytes(), name
     published_config = json.loads((Path(published) / "config.json").read_text())
-    published_config.pop("custom_pipelines", None)
     assert json.loads((pushed / "config.json").read_text()) == published_config
 
     pixels = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32))
@@ -395,8 +390,7 @@ def _no_card_yet(*args, **kwargs):
 
 def test_ocr_recognizer_goes_onto_a_detector_card_only(tcm_folder, clip4str_folder, hub):
     publish_folder(tcm_folder, "someone/tcm-tiny", ocr_recognizer="someone/clip4str-tiny")
-    if add_pipelines is not None:
-        assert 'pipeline("ocr", model="someone/tcm-tiny", recognizer="someone/clip4str-tiny"' in hub.card.text
+    assert 'pipeline("ocr", model="someone/tcm-tiny", recognizer="someone/clip4str-tiny"' in hub.card.text
     calls = list(hub.calls)
     with pytest.raises(
         ValueError, match="ocr recognizer: only a detector folder is paired with a recognizer"
