@@ -17,6 +17,7 @@ from transformers import (
     TrainingArguments,
     pipeline,
 )
+from transformers.trainer_utils import align_special_tokens
 
 import scenetext
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
@@ -184,3 +185,23 @@ def test_shipped_defaults_carry_the_current_code():
         assert not stale, (
             f"{folder}: {stale} differ from the source; run python -m scenetext.assets.regenerate_defaults"
         )
+
+
+def test_trainer_special_token_alignment_leaves_the_config_untouched():
+    """`Trainer.train` aligns the model config's special token ids with `processing_class`'s tokenizer
+    (`align_special_tokens`); the recognizer's config already holds the tokenizer's ids."""
+    config = Clip4StrConfig.from_preset("tiny")
+    model = Clip4StrForSceneTextRecognition(config)
+    before = model.config.to_dict()
+    processor = Clip4StrProcessor(
+        Clip4StrImageProcessor(size=config.vision_config.image_size), Clip4StrTokenizer()
+    )
+    align_special_tokens(model, processor)
+    assert model.config.to_dict() == before
+    # the CLIP text tower still pools at CLIP's end-of-text token
+    assert model.config.text_config.eos_token_id == 49407
+    assert (config.eos_token_id, config.bos_token_id, config.pad_token_id) == (
+        processor.tokenizer.eos_token_id,
+        processor.tokenizer.bos_token_id,
+        processor.tokenizer.pad_token_id,
+    )
