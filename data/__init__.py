@@ -14,3 +14,10 @@ skipped and reported to a `corrupt_records.CorruptRecordLog`.
 The modules are imported one by one (``from scenetext.data.icdar import read_ground_truth``) so
 that reading an annotation file does not load the image-rendering stack.
 """
+
+try:
+    import datasets  # noqa: F401  every source is a `datasets.IterableDataset`
+except ImportError as error:
+    raise ImportError(
+        'scenetext.data needs the datasets library: pip install "scenetext[train]" or "scenetext[eval]"'
+    ) from error

@@ -14,8 +14,14 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-import lmdb
 import PIL.Image
+
+try:
+    import lmdb
+except ImportError as error:
+    raise ImportError(
+        'LMDB datasets need the lmdb library: pip install "scenetext[train]" or "scenetext[eval]"'
+    ) from error
 from datasets import IterableDataset
 
 from .corrupt_records import CorruptRecordLog

@@ -23,12 +23,6 @@ from .mapping_files import read_mapping_file
 from .render import DEFAULT_LICENSE, render_model_card
 from .verify import verify_folder
 
-try:
-    # The pipelines' build tool: copies their code into a folder and declares them in `custom_pipelines`.
-    from scenetext.pipelines.custom_pipelines import add_pipelines
-except ImportError:  # an installation without the pipelines publishes models without them
-    add_pipelines = None
-
 # What a Hub model folder is made of; anything else in a training output (optimizer states, logs, pickles)
 # stays behind.
 UPLOADED_SUFFIXES = (".json", ".py", ".safetensors", ".txt")
@@ -67,8 +61,8 @@ def assemble_upload_folder(
     datasets: Sequence[str] | None = None,
     ocr_recognizer: str | None = None,
 ) -> Path:
-    """Write the folder that will be uploaded: the model folder's Hub files, its pipelines (code and
-    `custom_pipelines`, added when the folder has none) and a rendered, validated card.
+    """Write the folder that will be uploaded: the model folder's Hub files (with the pipelines the model's
+    `save_pretrained` wrote into it) and a rendered, validated card.
 
     The folder is built and checked in a staging folder and moved to `destination` only when every check
     (repo id, files, evaluation JSON, card metadata, no token in any file) passed.
@@ -97,9 +91,6 @@ def assemble_upload_folder(
             if path.is_file() and path.suffix in UPLOADED_SUFFIXES:
                 shutil.copy2(path, staging / path.name)
         config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
-        if not config.get("custom_pipelines") and add_pipelines is not None:
-            add_pipelines(staging)
-            config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
         check_model_folder(staging)
         card = render_model_card(
             staging,

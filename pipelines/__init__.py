@@ -3,7 +3,6 @@
 
 from .crop_recognition import DEFAULT_CROP_MARGIN, recognize_crops, recognize_regions
 from .cropping_ocr import crop_polygon, crop_quad, order_quad, polygon_edges, rectify_region
-from .custom_pipelines import PIPELINES_BY_MODEL_TYPE, add_pipelines
 from .drawing_ocr import draw_results, score_color
 from .image_loading import load_rgb_image
 from .pipeline_ocr import OcrPipeline
@@ -11,9 +10,7 @@ from .reading_order_ocr import reading_order
 
 __all__ = [
     "DEFAULT_CROP_MARGIN",
-    "PIPELINES_BY_MODEL_TYPE",
     "OcrPipeline",
-    "add_pipelines",
     "crop_polygon",
     "crop_quad",
     "draw_results",

@@ -34,7 +34,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from accelerate import Accelerator
+
+try:
+    from accelerate import Accelerator
+except ImportError as error:
+    raise ImportError('training needs accelerate: pip install "scenetext[train]"') from error
 from accelerate.utils import ProjectConfiguration, set_seed
 from datasets import IterableDataset
 from datasets.distributed import split_dataset_by_node

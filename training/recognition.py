@@ -44,7 +44,6 @@ from scenetext.evaluation.metrics.recognition import RecognitionScores
 from scenetext.evaluation.recognizer import crop_predictor, evaluate_recognition_samples
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
 from scenetext.modeling.clip4str.convert_clip4str import build_processor
-from scenetext.pipelines.custom_pipelines import add_pipelines
 from scenetext.processors.clip4str import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Clip4StrProcessor
 
 from .config import TrainingConfig, dataclass_from_mapping, signature_keys, variant_by
@@ -192,10 +191,10 @@ class RecognitionTask:
         )
 
     def save_pretrained(self, model: torch.nn.Module, folder: Path) -> None:
-        """A Hub-style folder: model, processor, their code and the pipelines (`custom_pipelines`)."""
+        """A Hub-style folder: model, processor, their code and the pipelines (`custom_pipelines`, written by the
+        model's `save_pretrained`)."""
         model.save_pretrained(folder)
         self.processor.save_pretrained(folder)
-        add_pipelines(folder)
 
     def skipped_records(self) -> int:
         return self.corrupt_records.count()

@@ -171,6 +171,18 @@ class Clip4StrConfig(PreTrainedConfig):
     def pad_id(self) -> int:
         return len(self.charset) + 2
 
+    # The names transformers reads them under: Trainer aligns these with the tokenizer's special ids, which
+    # are the same, so training leaves the config as it is.
+    eos_token_id = eos_id
+    bos_token_id = bos_id
+    pad_token_id = pad_id
+
+    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> Clip4StrConfig:
+        """This config: the text CLIP4STR reads and writes is the decoders' character sequence (the tokenizer's
+        ids above). `text_config` is the CLIP text tower, which encodes captions with CLIP's own BPE ids and
+        pools at its end-of-text id; transformers' tokenizer alignment must not rewrite those."""
+        return self
+
     @property
     def num_decoder_tokens(self) -> int:
         """Size of the decoders' input embedding: [E] + charset + [B] + [P]."""

@@ -64,7 +64,12 @@ def load_tcm_state_dict(src: str | Path, *, allow_pickle: bool = False) -> dict[
 
 def tokenize_class_prompt(text: str, length: int = OFFICIAL_PROMPT_LENGTH) -> list[int]:
     """OpenAI CLIP BPE ids of `text` as TCM tokenises it: [SOT] + BPE + [EOT], zero padded to `length`."""
-    from open_clip.tokenizer import SimpleTokenizer  # only the converter needs the BPE vocabulary
+    try:  # only the converter needs the BPE vocabulary
+        from open_clip.tokenizer import SimpleTokenizer
+    except ImportError as error:
+        raise ImportError(
+            'converting a TCM checkpoint needs open_clip: pip install "scenetext[convert]"'
+        ) from error
 
     tokenizer = SimpleTokenizer()
     ids = [tokenizer.sot_token_id, *tokenizer.encode(text), tokenizer.eot_token_id]

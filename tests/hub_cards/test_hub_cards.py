@@ -26,11 +26,6 @@ from scenetext.processors.tcm import TcmImageProcessor
 
 from ..tiny_models import save_tiny_detector, save_tiny_recognizer
 
-try:
-    from scenetext.pipelines.custom_pipelines import add_pipelines
-except ImportError:  # an installation without the pipelines: the cards show the Auto* examples only
-    add_pipelines = None
-
 CLIP4STR = MODEL_KINDS["clip4str"]
 TCM = MODEL_KINDS["tcm"]
 
@@ -152,14 +147,15 @@ def expected_readings(clip4str_folder: Path, tcm_folder: Path, images: Path) -> 
 @pytest.mark.slow
 def test_card_snippets_run_against_the_saved_folders(clip4str_folder, tcm_folder, tmp_path, run_isolated):
     """Every usage example of both cards, rendered for local folders, run where only the folders exist, reads
-    what the classes read in this process. With the pipelines available the folders get them, and the cards
-    show the pipeline and scene-reading (ocr) examples too."""
+    what the classes read in this process. The folders carry their pipelines, so the cards show the pipeline
+    and scene-reading (ocr) examples too."""
     recognizer, detector = tmp_path / "recognizer", tmp_path / "detector"
     shutil.copytree(clip4str_folder, recognizer)
     shutil.copytree(tcm_folder, detector)
-    tasks = {"clip4str": [], "tcm": []}
-    if add_pipelines is not None:
-        tasks = {"clip4str": list(add_pipelines(recognizer)), "tcm": list(add_pipelines(detector))}
+    tasks = {
+        kind: list(json.loads((folder / "config.json").read_text())["custom_pipelines"])
+        for kind, folder in (("clip4str", recognizer), ("tcm", detector))
+    }
     rng = np.random.default_rng(0)
     PIL.Image.fromarray(rng.integers(0, 256, (32, 100, 3), dtype=np.uint8)).save(tmp_path / "word.png")
     PIL.Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(tmp_path / "scene.jpg")
@@ -171,9 +167,7 @@ def test_card_snippets_run_against_the_saved_folders(clip4str_folder, tcm_folder
     )
     blocks = python_blocks(str(recognizer_card)) + python_blocks(str(detector_card))
     # Pipeline examples first, the Auto* example last, on each card.
-    assert [block.count('pipeline("') for block in blocks] == (
-        [1, 0, 1, 1, 0] if add_pipelines is not None else [0, 0]
-    )
+    assert [block.count('pipeline("') for block in blocks] == [1, 0, 1, 1, 0]
     script = (
         f"import os\nos.chdir({str(tmp_path)!r})\n"
         f"for block in {blocks!r}:\n"
@@ -183,15 +177,12 @@ def test_card_snippets_run_against_the_saved_folders(clip4str_folder, tcm_folder
     outputs = run_isolated(script).split("== block\n")[1:]
     expected_text, expected_scores = expected_readings(clip4str_folder, tcm_folder, tmp_path)
     assert expected_scores, "the random detector finds regions in noise; an empty reading would prove nothing"
-    if add_pipelines is not None:
-        reading, auto_reading, detection, scene, auto_detection = outputs
-        assert ast.literal_eval(reading.strip())[0]["generated_text"] == expected_text
-        regions = ast.literal_eval(detection.strip())
-        assert sorted(round(region["score"], 2) for region in regions) == sorted(expected_scores)
-        assert {region["label"] for region in regions} == {"text"}
-        assert len(scene.strip().splitlines()) == len(expected_scores)
-    else:
-        auto_reading, auto_detection = outputs
+    reading, auto_reading, detection, scene, auto_detection = outputs
+    assert ast.literal_eval(reading.strip())[0]["generated_text"] == expected_text
+    regions = ast.literal_eval(detection.strip())
+    assert sorted(round(region["score"], 2) for region in regions) == sorted(expected_scores)
+    assert {region["label"] for region in regions} == {"text"}
+    assert len(scene.strip().splitlines()) == len(expected_scores)
     text, score = auto_reading.rstrip("\n").rsplit(" ", 1)
     assert text == expected_text and 0.0 <= float(score) <= 1.0
     lines = auto_detection.strip().splitlines()

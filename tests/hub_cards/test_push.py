@@ -20,12 +20,7 @@ from scenetext.hub_cards import publish as publish_module
 
 from ..tiny_models import save_tiny_detector, save_tiny_recognizer, tiny_recognizer
 
-try:
-    from scenetext.pipelines.custom_pipelines import add_pipelines
-except ImportError:  # an installation without the pipelines publishes models without them
-    add_pipelines = None
-
-# Files of a Hub folder without pipelines, and the pipeline code `scenetext push` adds.
+# Files of a Hub folder: the model's and processor's, and the pipeline code the model's save_pretrained adds.
 MODEL_FILES = {
     "clip4str": [
         "README.md",
@@ -34,6 +29,7 @@ MODEL_FILES = {
         "image_processing_clip4str.py",
         "model.safetensors",
         "modeling_clip4str.py",
+        "pipeline_files_clip4str.py",
         "processing_clip4str.py",
         "processor_config.json",
         "tokenization_clip4str.py",
@@ -48,6 +44,7 @@ MODEL_FILES = {
         "image_processing_tcm.py",
         "model.safetensors",
         "modeling_tcm.py",
+        "pipeline_files_tcm.py",
         "preprocessor_config.json",
     ],
 }
@@ -62,8 +59,8 @@ PIPELINE_FILES = {
         "reading_order_ocr.py",
     ],
 }
-CLIP4STR_FILES = sorted(MODEL_FILES["clip4str"] + (PIPELINE_FILES["clip4str"] if add_pipelines else []))
-TCM_FILES = sorted(MODEL_FILES["tcm"] + (PIPELINE_FILES["tcm"] if add_pipelines else []))
+CLIP4STR_FILES = sorted(MODEL_FILES["clip4str"] + PIPELINE_FILES["clip4str"])
+TCM_FILES = sorted(MODEL_FILES["tcm"] + PIPELINE_FILES["tcm"])
 FAKE_TOKEN = "hf_scenetextTestTokenThatMustNeverAppear"
 
 
@@ -200,16 +197,15 @@ def test_dry_run_writes_a_folder_that_loads_in_a_clean_process(
         "TcmForSceneTextDetection",
         "TcmImageProcessor",
     )
-    if add_pipelines is not None:
-        assert sorted(config["custom_pipelines"]) == ["image-to-text", "scene-text-recognition"]
-        reading = recognizer["pipelines"]["scene-text-recognition"][0]["generated_text"]
-        assert reading == recognizer["inference"]["generated_text"]
-        assert len(detector["pipelines"]["scene-text-detection"]) == detector["inference"]["num_regions"]
-        assert detector["pipelines"]["ocr"].startswith("skipped")
-        assert (
-            'pipeline("scene-text-recognition", model="someone/clip4str-tiny"'
-            in (tmp_path / "clip4str" / "README.md").read_text()
-        )
+    assert sorted(config["custom_pipelines"]) == ["image-to-text", "scene-text-recognition"]
+    reading = recognizer["pipelines"]["scene-text-recognition"][0]["generated_text"]
+    assert reading == recognizer["inference"]["generated_text"]
+    assert len(detector["pipelines"]["scene-text-detection"]) == detector["inference"]["num_regions"]
+    assert detector["pipelines"]["ocr"].startswith("skipped")
+    assert (
+        'pipeline("scene-text-recognition", model="someone/clip4str-tiny"'
+        in (tmp_path / "clip4str" / "README.md").read_text()
+    )
 
 
 @pytest.mark.slow
@@ -344,14 +340,13 @@ def test_transformers_push_to_hub_gives_the_same_loadable_folder(tmp_path, monke
         assemble_upload_folder(tmp_path / "saved", tmp_path / "published", "someone/clip4str-tiny")
     )
 
-    # transformers writes what save_pretrained writes; scenetext push adds the pipelines on top.
-    assert sorted(path.name for path in pushed.iterdir()) == MODEL_FILES["clip4str"]
+    # transformers writes what save_pretrained writes, pipelines included.
+    assert sorted(path.name for path in pushed.iterdir()) == CLIP4STR_FILES
     assert check_model_folder(pushed).model_type == "clip4str"
-    for name in MODEL_FILES["clip4str"]:
+    for name in CLIP4STR_FILES:
         if name not in ("README.md", "config.json"):
             assert (pushed / name).read_bytes() == (Path(published) / name).read_bytes(), name
     published_config = json.loads((Path(published) / "config.json").read_text())
-    published_config.pop("custom_pipelines", None)
     assert json.loads((pushed / "config.json").read_text()) == published_config
 
     pixels = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32))
@@ -387,8 +382,7 @@ def _no_card_yet(*args, **kwargs):
 
 def test_ocr_recognizer_goes_onto_a_detector_card_only(tcm_folder, clip4str_folder, hub):
     publish_folder(tcm_folder, "someone/tcm-tiny", ocr_recognizer="someone/clip4str-tiny")
-    if add_pipelines is not None:
-        assert 'pipeline("ocr", model="someone/tcm-tiny", recognizer="someone/clip4str-tiny"' in hub.card.text
+    assert 'pipeline("ocr", model="someone/tcm-tiny", recognizer="someone/clip4str-tiny"' in hub.card.text
     calls = list(hub.calls)
     with pytest.raises(
         ValueError, match="ocr recognizer: only a detector folder is paired with a recognizer"

@@ -15,7 +15,7 @@ from transformers import pipeline
 from scenetext.data.synthetic import SyntheticSceneConfig, render_scene_sample
 from scenetext.data.synthetic_text import TextSampling
 from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
-from scenetext.pipelines import DEFAULT_CROP_MARGIN, add_pipelines, reading_order, rectify_region
+from scenetext.pipelines import DEFAULT_CROP_MARGIN, reading_order, rectify_region
 from scenetext.pipelines.pipeline_clip4str import SceneTextRecognitionPipeline
 from scenetext.processors.clip4str import Clip4StrProcessor
 from scenetext.processors.tcm import TcmImageProcessor
@@ -46,8 +46,6 @@ def folders(tmp_path_factory):
         size={"shortest_edge": 128, "longest_edge": 256}, post_processing="mmocr"
     )
     save_tiny_detector(root / "detector", image_processor)
-    add_pipelines(root / "recognizer")
-    add_pipelines(root / "detector")
     return root / "recognizer", root / "detector"
 
 
@@ -307,7 +305,7 @@ def test_pipelines_load_from_bare_folders_in_an_isolated_process(folders, scene,
     assert len(actual["detection"]) >= 1 and len(actual["ocr"]) == len(actual["detection"])
 
 
-def test_add_pipelines_declares_the_tasks_and_copies_their_code(folders, tmp_path):
+def test_save_pretrained_declares_the_tasks_and_copies_their_code(folders):
     recognizer_folder, detector_folder = folders
     recognizer_config = json.loads((recognizer_folder / "config.json").read_text())
     detector_config = json.loads((detector_folder / "config.json").read_text())
@@ -317,8 +315,3 @@ def test_add_pipelines_declares_the_tasks_and_copies_their_code(folders, tmp_pat
     assert sorted(detector_config["custom_pipelines"]) == ["ocr", "scene-text-detection"]
     for name in ("pipeline_tcm.py", "pipeline_ocr.py", "cropping_ocr.py", "reading_order_ocr.py"):
         assert (detector_folder / name).is_file()
-    with pytest.raises(FileNotFoundError, match=r"config\.json not found"):
-        add_pipelines(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(ValueError, match="model_type 'bert'"):
-        add_pipelines(tmp_path)

@@ -1,0 +1,600 @@
+"""Image processor of the TCM text detector: keep-ratio resizing, DB normalisation, padding to a multiple of 32,
+DBNet training targets, and DB post-processing back to the original image's pixels."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+
+from .db_geometry_tcm import as_polygon, extract_text_boundaries, make_db_targets
+
+try:
+    import cv2
+except ImportError:
+    cv2 = None
+
+# mmocr 0.4's `img_norm_cfg_r50dcnv2`, used by every TCM config: RGB statistics in 0-255 space (not CLIP's).
+DB_MEAN = (122.67891434, 116.66876762, 104.00698793)
+DB_STD = (58.395, 57.12, 57.375)
+
+# Official post-processing settings, by dataset (TCM's released configs; "mmocr" = mmocr 0.4 DBPostprocessor
+# defaults). `threshold` binarises the probability map, `min_score` is the minimum mean probability of a
+# region, `min_size` the minimum short side of a quad, `approx_ratio` the Douglas-Peucker tolerance as a
+# fraction of the contour length (0: no simplification).
+POST_PROCESSING_PRESETS: dict[str, dict[str, Any]] = {
+    "mmocr": {
+        "box_type": "quad",
+        "threshold": 0.3,
+        "min_score": 0.3,
+        "min_size": 5,
+        "unclip_ratio": 1.5,
+        "max_candidates": 3000,
+        "approx_ratio": 0.01,
+    },
+    "icdar2015": {
+        "box_type": "quad",
+        "threshold": 0.28,
+        "min_score": 0.2,
+        "min_size": 2,
+        "unclip_ratio": 1.6,
+        "max_candidates": 3000,
+        "approx_ratio": 0.001,
+    },
+    "td500": {
+        "box_type": "quad",
+        "threshold": 0.08,
+        "min_score": 0.17,
+        "min_size": 3,
+        "unclip_ratio": 1.9,
+        "max_candidates": 1000,
+        "approx_ratio": 0.0,
+    },
+    "ctw1500": {
+        "box_type": "poly",
+        "threshold": 0.08,
+        "min_score": 0.3,
+        "min_size": 3,
+        "unclip_ratio": 2.0,
+        "max_candidates": 3000,
+        "approx_ratio": 0.0001,
+    },
+    "totaltext": {
+        "box_type": "poly",
+        "threshold": 0.347,
+        "min_score": 0.3,
+        "min_size": 5,
+        "unclip_ratio": 1.95,
+        "max_candidates": 3000,
+        "approx_ratio": 0.004,
+    },
+}
+
+# Official test scales (mmdet keep-ratio `img_scale` of the test pipelines): the short side goes to
+# `shortest_edge` unless that would make the long side exceed `longest_edge`.
+TEST_SIZES: dict[str, dict[str, int]] = {
+    "mmocr": {"shortest_edge": 1024, "longest_edge": 4068},
+    "icdar2015": {"shortest_edge": 1024, "longest_edge": 4068},
+    "td500": {"shortest_edge": 736, "longest_edge": 4068},
+    "ctw1500": {"shortest_edge": 1024, "longest_edge": 4068},
+    "totaltext": {"shortest_edge": 800, "longest_edge": 2944},
+}
+
+# PIL modes holding more than 8 bits per pixel; Pillow's own RGB conversion would clip them at 255. Pillow
+# opens 16-bit PNG/TIFF as "I;16*" (older versions as "I").
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def _available_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS reports it, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def _require_cv2() -> None:
+    if cv2 is None:
+        raise ImportError("TcmImageProcessor resizes with OpenCV: pip install opencv-python-headless")
+
+
+def _scale_to_uint8(array: np.ndarray, name: str) -> np.ndarray:
+    """8-bit values from an integer, boolean or float array (floats must lie in [0, 1])."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if array.dtype == np.uint16:
+        return np.round(array / 257.0).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name}: float pixel values must be finite")
+        if array.size and (array.min() < 0 or array.max() > 1):
+            raise ValueError(
+                f"{name}: float pixel values must lie in [0, 1], got [{array.min():g}, {array.max():g}]; "
+                "pass uint8 for 0-255 data"
+            )
+        return np.round(array * 255).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer):
+        if array.size and (array.min() < 0 or array.max() > 255):
+            raise ValueError(
+                f"{name}: {array.dtype} pixel values must lie in [0, 255], got [{array.min()}, {array.max()}]; "
+                "pass uint16 for 16-bit data"
+            )
+        return array.astype(np.uint8)
+    raise TypeError(f"{name}: unsupported pixel dtype {array.dtype}")
+
+
+def _is_channels_first(shape: tuple[int, ...], prefer_channels_first: bool) -> bool:
+    """Whether a 3-D image array stores channels first; torch tensors prefer (C, H, W), numpy (H, W, C)."""
+    first, last = shape[0] in (1, 3, 4), shape[-1] in (1, 3, 4)
+    return first and (prefer_channels_first or not last)
+
+
+def _array_to_rgb(array: np.ndarray, prefer_channels_first: bool, name: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a (H, W) or channels-first/last array with 1, 3 or 4 (RGBA) channels."""
+    if array.ndim == 3 and _is_channels_first(array.shape, prefer_channels_first):
+        array = np.moveaxis(array, 0, -1)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            f"{name}: expected (H, W), (H, W, C) or (C, H, W) with C in 1, 3, 4; got {array.shape}"
+        )
+    array = _scale_to_uint8(array, name)
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    # Alpha is dropped, as OpenCV's imread(IMREAD_COLOR) does in the official pipeline.
+    return np.ascontiguousarray(array[:, :, :3])
+
+
+def _image_size(image: object, name: str) -> tuple[int, int]:
+    """(height, width) of an input image without decoding or converting it."""
+    if isinstance(image, Image.Image):
+        return image.height, image.width
+    if isinstance(image, np.ndarray | torch.Tensor):
+        shape = tuple(image.shape)
+        if len(shape) == 2:
+            return shape[0], shape[1]
+        if len(shape) == 3:
+            channels_first = _is_channels_first(shape, isinstance(image, torch.Tensor))
+            return (shape[1], shape[2]) if channels_first else (shape[0], shape[1])
+        raise ValueError(f"{name}: expected a 2-D or 3-D array, got shape {shape}")
+    raise TypeError(f"{name}: expected a PIL image, numpy array or torch tensor, got {type(image).__name__}")
+
+
+def to_rgb_array(image: object, apply_exif_orientation: bool = True, name: str = "image") -> np.ndarray:
+    """Any supported input as an (H, W, 3) uint8 RGB array.
+
+    PIL images of any mode (16-bit modes scaled from 0-65535, alpha dropped, EXIF orientation applied unless
+    `apply_exif_orientation=False`); numpy arrays (H, W), (H, W, C) or (C, H, W); torch tensors (C, H, W) or
+    (H, W). uint8/uint16/bool values keep their range, floats must lie in [0, 1].
+    """
+    if isinstance(image, Image.Image):
+        if apply_exif_orientation:
+            image = ImageOps.exif_transpose(image)
+        if image.mode in _SIXTEEN_BIT_MODES:
+            values = np.asarray(image).astype(np.int64)
+            return _array_to_rgb(np.round(np.clip(values, 0, 65535) / 257.0).astype(np.uint8), False, name)
+        if image.mode != "RGB":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB").convert("RGB")
+        return np.asarray(image)
+    if isinstance(image, torch.Tensor):
+        return _array_to_rgb(image.detach().cpu().numpy(), True, name)
+    if isinstance(image, np.ndarray):
+        return _array_to_rgb(image, False, name)
+    raise TypeError(f"{name}: expected a PIL image, numpy array or torch tensor, got {type(image).__name__}")
+
+
+class TcmImageProcessor(BaseImageProcessor):
+    r"""Pre- and post-processing of TCM / DBNet text detection.
+
+    Calling it resizes each image keeping its aspect ratio (`size`: the short side to `shortest_edge` unless
+    the long side would exceed `longest_edge` -- mmdet's keep-ratio rule, bilinear as in OpenCV), normalises
+    RGB in 0-255 space with the DB mean/std, and pads at the bottom/right with zeros (after normalisation, as
+    mmdet does) to a common size: the largest height and width of the batch rounded up to a multiple of
+    `size_divisor`. The official pipeline pads every image alone; given the original sizes, post-processing
+    therefore only looks at each image's own padded area, so batching does not change results.
+
+    Args:
+        do_resize: resize to `size` (off for images already at training size, e.g. 640x640 crops).
+        size: `{"shortest_edge": int, "longest_edge": int}`.
+        size_divisor: padded sizes are multiples of it (the network's stride, 32).
+        do_normalize, image_mean, image_std: normalisation in 0-255 space.
+        apply_exif_orientation: rotate PIL images by their EXIF orientation. The official data loader ignores
+            it (`color_ignore_orientation`) because the ICDAR/TotalText annotations refer to the stored pixels,
+            so turn it off when evaluating on those datasets.
+        max_image_pixels: larger inputs are rejected with a ValueError before any decoding work.
+        shrink_ratio, threshold_min, threshold_max, min_text_size: DBNet target settings.
+        post_processing: a preset name (`POST_PROCESSING_PRESETS`) or a dict of `post_process_text_detection`
+            settings; what the detector uses when nothing is passed at call time.
+    """
+
+    model_input_names: ClassVar[list[str]] = ["pixel_values"]
+    _target_keys = ("shrink_map", "shrink_mask", "threshold_map", "threshold_mask")
+
+    def __init__(
+        self,
+        do_resize: bool = True,
+        size: Mapping[str, int] | None = None,
+        size_divisor: int = 32,
+        do_normalize: bool = True,
+        image_mean: Sequence[float] = DB_MEAN,
+        image_std: Sequence[float] = DB_STD,
+        apply_exif_orientation: bool = True,
+        max_image_pixels: int = 8192 * 8192,
+        shrink_ratio: float = 0.4,
+        threshold_min: float = 0.3,
+        threshold_max: float = 0.7,
+        min_text_size: float = 8,
+        post_processing: str | Mapping[str, Any] = "icdar2015",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        size = dict(TEST_SIZES["icdar2015"] if size is None else size)
+        if set(size) != {"shortest_edge", "longest_edge"} or min(size.values()) < 1:
+            raise ValueError(f"size must be {{'shortest_edge': int, 'longest_edge': int}} (>= 1), got {size}")
+        if size_divisor < 1:
+            raise ValueError(f"size_divisor must be >= 1, got {size_divisor}")
+        if len(image_mean) != 3 or len(image_std) != 3 or min(image_std) <= 0:
+            raise ValueError(f"image_mean/image_std need 3 values (std > 0), got {image_mean}, {image_std}")
+        self.do_resize = do_resize
+        self.size = size
+        self.size_divisor = size_divisor
+        self.do_normalize = do_normalize
+        self.image_mean = [float(value) for value in image_mean]
+        self.image_std = [float(value) for value in image_std]
+        self.apply_exif_orientation = apply_exif_orientation
+        self.max_image_pixels = max_image_pixels
+        self.shrink_ratio = shrink_ratio
+        self.threshold_min = threshold_min
+        self.threshold_max = threshold_max
+        self.min_text_size = min_text_size
+        self.post_processing = self._resolve_post_processing(post_processing)
+
+    @classmethod
+    def from_preset(cls, name: str, **kwargs: Any) -> TcmImageProcessor:
+        """The official test scale and post-processing of a dataset: icdar2015, td500, ctw1500, totaltext,
+        mmocr. Keyword arguments override single settings."""
+        if name not in TEST_SIZES:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(TEST_SIZES)}")
+        kwargs.setdefault("size", TEST_SIZES[name])
+        kwargs.setdefault("post_processing", name)
+        return cls(**kwargs)
+
+    @staticmethod
+    def _resolve_post_processing(setting: str | Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+        """Full post-processing settings from a preset name or a (partial) dict, with call-time overrides."""
+        if isinstance(setting, str):
+            if setting not in POST_PROCESSING_PRESETS:
+                raise ValueError(
+                    f"unknown post-processing preset {setting!r}; choose one of {sorted(POST_PROCESSING_PRESETS)}"
+                )
+            setting = POST_PROCESSING_PRESETS[setting]
+        unknown = set(setting) - set(POST_PROCESSING_PRESETS["mmocr"])
+        if unknown:
+            raise ValueError(
+                f"unknown post-processing settings {sorted(unknown)}; "
+                f"expected {sorted(POST_PROCESSING_PRESETS['mmocr'])}"
+            )
+        resolved = {**POST_PROCESSING_PRESETS["mmocr"], **setting}
+        resolved.update({key: value for key, value in overrides.items() if value is not None})
+        if resolved["box_type"] not in ("quad", "poly"):
+            raise ValueError(f"box_type must be 'quad' or 'poly', got {resolved['box_type']!r}")
+        return resolved
+
+    # --------------------------------------------------------------------------------------------------------
+    # Pre-processing
+    # --------------------------------------------------------------------------------------------------------
+
+    def get_resized_size(
+        self, height: int, width: int, size: Mapping[str, int] | None = None
+    ) -> tuple[int, int]:
+        """(height, width) after the keep-ratio resize: mmcv's `rescale_size` (scale factor
+        min(longest / long side, shortest / short side), sides rounded half up), at least 1 px."""
+        size = self.size if size is None else size
+        scale = min(size["longest_edge"] / max(height, width), size["shortest_edge"] / min(height, width))
+        return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+
+    def _check_size(self, image: object, name: str) -> None:
+        height, width = _image_size(image, name)
+        if height < 1 or width < 1:
+            raise ValueError(f"{name} is empty ({height}x{width})")
+        if height * width > self.max_image_pixels:
+            raise ValueError(
+                f"{name} has {height}x{width} = {height * width:,} pixels, above max_image_pixels="
+                f"{self.max_image_pixels:,}; downscale it first or raise the processor's max_image_pixels"
+            )
+
+    def __call__(
+        self,
+        images: object,
+        polygons: Sequence[Sequence[object]] | None = None,
+        ignore: Sequence[Sequence[bool]] | None = None,
+        do_resize: bool | None = None,
+        size: Mapping[str, int] | None = None,
+        apply_exif_orientation: bool | None = None,
+        return_tensors: str | None = "pt",
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """Prepare one image, a list of images, or a batch array/tensor (B, ...) for the detector.
+
+        Returns a BatchFeature with `pixel_values` (B, 3, H, W) float32, `original_sizes` and `resized_sizes`
+        (B, 2) int64 as (height, width). With `polygons` (per image, a list of polygons in original-image
+        pixels) it also returns `labels`: the DB targets of `prepare_targets` for the resized images, as
+        (B, H, W) tensors padded with zeros (padding is masked out). `ignore` gives per-polygon don't-care
+        flags ('###'). Note that `BatchFeature.to(device)` does not move the nested `labels` dict.
+        """
+        if kwargs:
+            raise TypeError(f"unexpected arguments {sorted(kwargs)}")
+        if return_tensors not in ("pt", None):
+            raise ValueError(f"only return_tensors='pt' is supported, got {return_tensors!r}")
+        do_resize = self.do_resize if do_resize is None else do_resize
+        size = self.size if size is None else size
+        exif = self.apply_exif_orientation if apply_exif_orientation is None else apply_exif_orientation
+        batch = list(images) if isinstance(images, list | tuple) else [images]
+        if isinstance(images, torch.Tensor | np.ndarray) and images.ndim == 4:
+            batch = list(images)
+        if not batch:
+            raise ValueError("images is empty")
+        if polygons is not None and len(polygons) != len(batch):
+            raise ValueError(f"polygons has {len(polygons)} entries for {len(batch)} images")
+        if ignore is not None and (polygons is None or len(ignore) != len(batch)):
+            raise ValueError("ignore needs polygons and one list of flags per image")
+        _require_cv2()
+
+        arrays, original_sizes, resized_sizes = [], [], []
+        for index, image in enumerate(batch):
+            name = f"image {index}"
+            self._check_size(image, name)
+            array = to_rgb_array(image, exif, name)
+            height, width = array.shape[:2]
+            if do_resize:
+                new_height, new_width = self.get_resized_size(height, width, size)
+                if (new_height, new_width) != (height, width):
+                    array = cv2.resize(array, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
+            arrays.append(array)
+            original_sizes.append((height, width))
+            resized_sizes.append(array.shape[:2])
+
+        padded_height = self._round_up(max(height for height, _ in resized_sizes))
+        padded_width = self._round_up(max(width for _, width in resized_sizes))
+        pixel_values = np.zeros((len(arrays), 3, padded_height, padded_width), dtype=np.float32)
+        mean = np.asarray(self.image_mean, dtype=np.float32)[:, None, None] if self.do_normalize else 0
+        inverse_std = (
+            1 / np.asarray(self.image_std, dtype=np.float32)[:, None, None] if self.do_normalize else 1
+        )
+        for index, array in enumerate(arrays):
+            # written straight into the padded batch; the padding stays 0 (mmdet pads after normalising)
+            window = pixel_values[index, :, : array.shape[0], : array.shape[1]]
+            np.subtract(array.transpose(2, 0, 1), mean, out=window, dtype=np.float32)
+            window *= inverse_std
+
+        data = {
+            "pixel_values": torch.from_numpy(pixel_values),
+            "original_sizes": torch.tensor(original_sizes, dtype=torch.int64),
+            "resized_sizes": torch.tensor(resized_sizes, dtype=torch.int64),
+        }
+        if polygons is not None:
+            data["labels"] = self._batch_targets(
+                polygons, ignore, original_sizes, resized_sizes, (padded_height, padded_width)
+            )
+        return BatchFeature(data=data)
+
+    def preprocess(self, images: object, **kwargs: Any) -> BatchFeature:
+        """Same as calling the processor (transformers' image processors expose both)."""
+        return self(images, **kwargs)
+
+    def _round_up(self, length: int) -> int:
+        return math.ceil(length / self.size_divisor) * self.size_divisor
+
+    def _batch_targets(
+        self,
+        polygons: Sequence[Sequence[object]],
+        ignore: Sequence[Sequence[bool]] | None,
+        original_sizes: list[tuple[int, int]],
+        resized_sizes: list[tuple[int, int]],
+        padded_size: tuple[int, int],
+    ) -> dict[str, torch.Tensor]:
+        maps = {key: torch.zeros(len(polygons), *padded_size) for key in self._target_keys}
+        for index, image_polygons in enumerate(polygons):
+            (height, width), (new_height, new_width) = original_sizes[index], resized_sizes[index]
+            scale = np.array([new_width / width, new_height / height])
+            scaled = [
+                as_polygon(polygon, f"image {index} polygon {number}") * scale
+                for number, polygon in enumerate(image_polygons)
+            ]
+            targets = self.prepare_targets(
+                scaled, (new_height, new_width), None if ignore is None else ignore[index]
+            )
+            for key, value in targets.items():
+                maps[key][index, :new_height, :new_width] = value
+        return maps
+
+    # --------------------------------------------------------------------------------------------------------
+    # Training targets
+    # --------------------------------------------------------------------------------------------------------
+
+    def prepare_targets(
+        self,
+        polygons: Sequence[object],
+        image_size: tuple[int, int],
+        ignore: Sequence[bool] | None = None,
+        texts: Sequence[str] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """DBNet targets of one image as (H, W) float32 tensors: `shrink_map`, `shrink_mask`,
+        `threshold_map`, `threshold_mask` -- the keys of the detector's `labels`.
+
+        Args:
+            polygons: text polygons in pixels of the (already resized/cropped) input, each (N, 2) or a flat
+                x, y list; parts outside the image are clipped.
+            image_size: (height, width) of the input.
+            ignore: per-polygon don't-care flags; `texts` equal to '###' are don't-care too.
+
+        Don't-care polygons, and polygons that DBNet cannot learn from (fewer than 3 points,
+        self-intersecting, area < 1 px, short side < `min_text_size`, nothing left after shrinking) are masked
+        out of `shrink_mask` and absent from the other maps. Malformed coordinates raise a ValueError.
+        """
+        height, width = (int(side) for side in image_size)
+        flags = [False] * len(polygons) if ignore is None else [bool(flag) for flag in ignore]
+        if len(flags) != len(polygons):
+            raise ValueError(f"ignore has {len(flags)} flags for {len(polygons)} polygons")
+        if texts is not None:
+            if len(texts) != len(polygons):
+                raise ValueError(f"texts has {len(texts)} entries for {len(polygons)} polygons")
+            flags = [flag or text == "###" for flag, text in zip(flags, texts, strict=True)]
+        targets = make_db_targets(
+            polygons,
+            height,
+            width,
+            ignore=flags,
+            shrink_ratio=self.shrink_ratio,
+            threshold_min=self.threshold_min,
+            threshold_max=self.threshold_max,
+            min_text_size=self.min_text_size,
+        )
+        return {key: torch.from_numpy(getattr(targets, key)) for key in self._target_keys}
+
+    # --------------------------------------------------------------------------------------------------------
+    # Post-processing
+    # --------------------------------------------------------------------------------------------------------
+
+    def post_process_text_detection(
+        self,
+        outputs: object,
+        threshold: float | None = None,
+        target_sizes: Sequence[Sequence[int]] | torch.Tensor | None = None,
+        box_type: str | None = None,
+        unclip_ratio: float | None = None,
+        min_score: float | None = None,
+        min_size: float | None = None,
+        max_candidates: int | None = None,
+        approx_ratio: float | None = None,
+        preset: str | None = None,
+        resized_sizes: Sequence[Sequence[int]] | torch.Tensor | None = None,
+        num_workers: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Text regions from the detector's probability map, per image.
+
+        Args:
+            outputs: the model output (its `prob_map`, (B, 1, H, W)) or the probability map itself,
+                (B, 1, H, W) or (B, H, W).
+            threshold, box_type, unclip_ratio, min_score, min_size, max_candidates, approx_ratio: DB
+                post-processing settings (see `extract_text_boundaries`); unset ones come from `preset` if
+                given, else from the processor's `post_processing`.
+            target_sizes: (height, width) of each original image; results are then in its pixels. Without it,
+                results stay in probability-map pixels.
+            resized_sizes: (height, width) each image had in `pixel_values` before padding; by default the
+                processor's own resize of `target_sizes` (pass the `resized_sizes` the processor returned if
+                you changed `size` at call time).
+            num_workers: threads post-processing the images of a batch side by side (OpenCV releases the
+                GIL); default one per image up to the CPUs this process may use, 1 for no threads.
+
+        Returns:
+            per image `{"scores": (N,) float32, "polygons": list of (K, 2) float32 tensors,
+            "boxes": (N, 4) float32 as x_min, y_min, x_max, y_max}`. Quads are 4-point polygons. Polygons are
+            not clipped (like the official results, they may reach past the image border by the unclip
+            margin); boxes are clipped to the image when `target_sizes` is given.
+        """
+        settings = self._resolve_post_processing(
+            self.post_processing if preset is None else preset,
+            threshold=threshold,
+            box_type=box_type,
+            unclip_ratio=unclip_ratio,
+            min_score=min_score,
+            min_size=min_size,
+            max_candidates=max_candidates,
+            approx_ratio=approx_ratio,
+        )
+        prob_map = self._prob_map(outputs)
+        batch_size = prob_map.shape[0]
+        target_sizes = self._sizes(target_sizes, batch_size, "target_sizes")
+        resized_sizes = self._sizes(resized_sizes, batch_size, "resized_sizes")
+        if resized_sizes is not None and target_sizes is None:
+            raise ValueError("resized_sizes needs target_sizes")
+        if target_sizes is not None and resized_sizes is None:
+            resized_sizes = [
+                self.get_resized_size(*target) if self.do_resize else target for target in target_sizes
+            ]
+        # Contours and scores are CPU work (OpenCV): move the whole batch of maps once.
+        prob_map = prob_map.detach().float().cpu().numpy()
+
+        def image_detections(index: int) -> dict[str, Any]:
+            image_map = prob_map[index]
+            scale = np.ones(2)
+            if target_sizes is not None:
+                (height, width), (new_height, new_width) = target_sizes[index], resized_sizes[index]
+                # the image's own padded area, as the official single-image pipeline sees it
+                image_map = image_map[: self._round_up(new_height), : self._round_up(new_width)]
+                scale = np.array([width / new_width, height / new_height])
+            boundaries = extract_text_boundaries(image_map, **settings)
+            image_size = None if target_sizes is None else target_sizes[index]
+            return self._to_original_pixels(boundaries, scale, image_size)
+
+        if num_workers is not None and num_workers < 1:
+            raise ValueError(f"num_workers must be >= 1, got {num_workers}")
+        workers = min(batch_size, num_workers or _available_cpus())
+        if workers == 1:
+            return [image_detections(index) for index in range(batch_size)]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(image_detections, range(batch_size)))
+
+    @staticmethod
+    def _to_original_pixels(
+        boundaries: list[tuple[np.ndarray, float]], scale: np.ndarray, image_size: tuple[int, int] | None
+    ) -> dict[str, Any]:
+        """Result dict of one image: all outlines rescaled and bounded at once (one array of every vertex,
+        split back per region), boxes clipped to the image when its size is known."""
+        if not boundaries:
+            return {"scores": torch.zeros(0), "polygons": [], "boxes": torch.zeros(0, 4)}
+        vertices = np.concatenate([points for points, _ in boundaries]) * scale
+        starts = np.cumsum([0] + [len(points) for points, _ in boundaries[:-1]])
+        boxes = np.hstack([np.minimum.reduceat(vertices, starts), np.maximum.reduceat(vertices, starts)])
+        if image_size is not None:
+            height, width = image_size
+            boxes = np.clip(boxes, 0, [width, height, width, height])
+        return {
+            "scores": torch.tensor([score for _, score in boundaries], dtype=torch.float32),
+            "polygons": [
+                torch.from_numpy(part) for part in np.split(vertices.astype(np.float32), starts[1:])
+            ],
+            "boxes": torch.from_numpy(boxes.astype(np.float32)),
+        }
+
+    @staticmethod
+    def _prob_map(outputs: object) -> torch.Tensor:
+        if isinstance(outputs, Mapping) and "prob_map" in outputs:
+            prob_map = outputs["prob_map"]
+        else:
+            prob_map = getattr(outputs, "prob_map", outputs)
+        if isinstance(prob_map, np.ndarray):
+            prob_map = torch.from_numpy(prob_map)
+        if not isinstance(prob_map, torch.Tensor):
+            raise TypeError(
+                f"expected model outputs with a prob_map or a tensor, got {type(outputs).__name__}"
+            )
+        if prob_map.ndim == 4 and prob_map.shape[1] == 1:
+            prob_map = prob_map[:, 0]
+        if prob_map.ndim != 3:
+            raise ValueError(f"prob_map must be (B, 1, H, W) or (B, H, W), got shape {tuple(prob_map.shape)}")
+        return prob_map
+
+    @staticmethod
+    def _sizes(sizes: object, batch_size: int, name: str) -> list[tuple[int, int]] | None:
+        if sizes is None:
+            return None
+        values = sizes.tolist() if isinstance(sizes, torch.Tensor | np.ndarray) else list(sizes)
+        if len(values) != batch_size or any(len(size) != 2 or min(size) < 1 for size in values):
+            raise ValueError(
+                f"{name} must hold one positive (height, width) per image ({batch_size}), got {values}"
+            )
+        return [(int(height), int(width)) for height, width in values]
+
+
+TcmImageProcessor.register_for_auto_class("AutoImageProcessor")

@@ -1,0 +1,122 @@
+"""`scene-text-detection` pipeline: scenes in, text regions (score, label, box, polygon) in image pixels out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from transformers import Pipeline
+from transformers.image_utils import load_image
+
+# Settings of `TcmImageProcessor.post_process_text_detection` a caller may pass per call.
+POST_PROCESSING_ARGUMENTS = (
+    "threshold",
+    "box_type",
+    "unclip_ratio",
+    "min_score",
+    "min_size",
+    "max_candidates",
+    "approx_ratio",
+    "preset",
+)
+
+
+class SceneTextDetectionPipeline(Pipeline):
+    """Finds text regions with a TCM / DBNet detector and its image processor.
+
+    ```python
+    from transformers import pipeline
+
+    detector = pipeline("scene-text-detection", model="path/to/detector", trust_remote_code=True)
+    detector("scene.jpg")
+    # [{"score": 0.91, "label": "text", "box": {"xmin": 12, "ymin": 40, "xmax": 96, "ymax": 61},
+    #   "polygon": [[12.0, 40.5], [96.2, 40.5], [96.2, 61.0], [12.0, 61.0]]}, ...]
+    ```
+
+    Results follow the object-detection pipeline (`score`, `label`, integer `box` in pixels of the original
+    image, clipped to it) plus the region's `polygon` (4 points for quads, more for curved text; not clipped).
+    Images of a batch are padded together (`batch_size`); post-processing settings (`threshold`,
+    `min_score`, `unclip_ratio`, `box_type`, `preset`, ...) can be given per call and default to the image
+    processor's `post_processing`.
+    """
+
+    _load_image_processor = True
+    _load_processor = False
+    _load_tokenizer = False
+    _load_feature_extractor = False
+
+    def _sanitize_parameters(self, timeout: float | None = None, **kwargs: Any) -> tuple[dict, dict, dict]:
+        unknown = set(kwargs) - set(POST_PROCESSING_ARGUMENTS)
+        if unknown:
+            raise TypeError(
+                f"scene-text-detection got unexpected arguments {sorted(unknown)}; post-processing settings are "
+                f"{list(POST_PROCESSING_ARGUMENTS)}"
+            )
+        return ({} if timeout is None else {"timeout": timeout}), {}, kwargs
+
+    def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, Any]:
+        # Images stay unresized here: the image processor pads each batch to its own largest size in `_forward`,
+        # which the pipeline's generic collation (concatenation of equal-sized tensors) cannot do.
+        return {"image": load_scene(image, timeout)}
+
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, list]:
+        images = model_inputs["image"]
+        images = images if isinstance(images, list) else [images]
+        batch = self.image_processor(images)
+        pixel_values = batch["pixel_values"].to(self.device, self.dtype)
+        # post-processing reads only the probability map: skip the threshold branch
+        outputs = self.model(pixel_values, output_threshold_maps=False)
+        # post-processing reads each map only inside its image's own padded area, given the sizes below
+        return {
+            "prob_map": list(outputs.prob_map.float().cpu()),
+            "original_size": batch["original_sizes"].tolist(),
+            "resized_size": batch["resized_sizes"].tolist(),
+        }
+
+    def postprocess(self, model_outputs: dict[str, Any], **settings: Any) -> list[dict[str, Any]]:
+        prob_map, original_size, resized_size = (
+            _unwrap(model_outputs[key]) for key in ("prob_map", "original_size", "resized_size")
+        )
+        # (1, 1, H, W) once the batching iterator has unrolled (and re-batched) it, (1, H, W) otherwise
+        prob_map = prob_map.reshape(1, *prob_map.shape[-2:])
+        (detections,) = self.image_processor.post_process_text_detection(
+            prob_map, target_sizes=[original_size], resized_sizes=[resized_size], **settings
+        )
+        return format_detections(detections)
+
+
+def _unwrap(value: Any) -> Any:
+    """One image's entry of a `_forward` output: a one-element list when the pipeline ran a single input
+    without its batching iterator, the bare entry when the iterator already unrolled the batch."""
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
+
+
+def load_scene(image: Any, timeout: float | None = None) -> Image.Image | np.ndarray:
+    """A scene as the detector's image processor takes it: paths/URLs opened (EXIF orientation applied), PIL
+    images and numpy arrays passed through; anything else, or an empty picture, is a clear error."""
+    if isinstance(image, str):
+        image = load_image(image, timeout=timeout)
+    elif not isinstance(image, Image.Image | np.ndarray):
+        raise TypeError(f"expected a file path, PIL image or numpy array, got {type(image).__name__}")
+    width, height = image.size if isinstance(image, Image.Image) else image.shape[1::-1]
+    if width < 1 or height < 1:
+        raise ValueError(f"the image is empty ({width}x{height} pixels)")
+    return image
+
+
+def format_detections(detections: dict[str, Any]) -> list[dict[str, Any]]:
+    """Post-processed regions of one image -> object-detection-style dicts with the polygon."""
+    return [
+        {
+            "score": float(score),
+            "label": "text",
+            "box": dict(zip(("xmin", "ymin", "xmax", "ymax"), (round(v) for v in box.tolist()), strict=True)),
+            "polygon": polygon.tolist(),
+        }
+        for score, box, polygon in zip(
+            detections["scores"], detections["boxes"], detections["polygons"], strict=True
+        )
+    ]

@@ -1,0 +1,45 @@
+"""`evaluate` metric: word accuracy and 1 - NED of scene text recognition under the 36, 62 or 94-character
+protocol (parseq / CLIP4STR). A thin wrapper over `scenetext.evaluation.metrics.recognition.score_recognition`,
+loaded with `evaluate.load(<this folder>)`; the numbers are that function's.
+"""
+
+import datasets
+import evaluate
+
+from scenetext.evaluation.metrics.recognition import DEFAULT_PROTOCOL, MAX_LABEL_LENGTH, score_recognition
+
+_DESCRIPTION = """Word accuracy and 1 - normalised edit distance, the scene text recognition numbers of parseq and
+CLIP4STR. Ground-truth labels go through the official preprocessing (whitespace removed, NFKD to ASCII, samples
+longer than `max_label_length` dropped, then the protocol's charset); predictions only through the charset."""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (`list[str]`): the recognised words.
+    references (`list[str]`): the raw ground-truth labels.
+    protocol (`str` or `int`, defaults to "36"): the test charset, 36, 62 or 94 characters.
+    max_label_length (`int`, defaults to 25): longer ground-truth labels drop their sample.
+Returns:
+    accuracy, one_minus_ned (in [0, 1]), num_samples (kept), num_dropped.
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class SceneTextRecognition(evaluate.Metric):
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
+        )
+
+    def _compute(self, predictions, references, protocol=DEFAULT_PROTOCOL, max_label_length=MAX_LABEL_LENGTH):
+        scores = score_recognition(predictions, references, protocol, max_label_length=max_label_length)
+        return {
+            "accuracy": scores.accuracy,
+            "one_minus_ned": scores.one_minus_ned,
+            "num_samples": scores.num_samples,
+            "num_dropped": scores.num_dropped,
+        }
