@@ -261,8 +261,8 @@ def _mean_inside_each(prob_map: np.ndarray, polygons: list[np.ndarray]) -> list[
     at its own place (a fill is translation-invariant, so the pixels are those of the official box-local mask),
     averaged over its box with OpenCV and wiped again. A single labelled image for all polygons at once (one
     fill each, one weighted bincount) would be exact too when fills that overlap -- holes inside their outer
-    contour -- go to separate layers, but measured 3x slower at 1024x1824: the whole-image count costs more
-    than the few dozen boxes of a text image.
+    contour -- go to separate layers, but measured slower at 1024x1824 (benchmarks/RESULTS.md): the whole-image
+    count costs more than the few dozen boxes of a text image.
     """
     if not polygons:
         return []

@@ -31,10 +31,10 @@ from .configuration_tcm import TcmConfig
 from .pipeline_files_tcm import copy_pipeline_files, declare_pipelines
 
 try:
-    from timm.layers import AttentionPool2d, ConvNormAct
-    from timm.models.byobnet import BottleneckBlock, ByoBlockCfg, ByobNet, ByoModelCfg
+    from timm.layers import AttentionPool2d
+    from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg
 except ImportError:  # only building the image encoder needs timm; it raises a clear error there
-    AttentionPool2d = BottleneckBlock = ByobNet = ConvNormAct = None
+    AttentionPool2d = ByobNet = None
 
 # Keys of the DB targets that `forward(labels=...)` reads; the TCM image processor's `prepare_targets`
 # produces exactly these, each a float tensor (batch, height, width) at the input resolution.
@@ -92,175 +92,6 @@ def _require_timm() -> None:
         )
 
 
-def batch_norm_scale_shift(norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (scale, shift) with which an eval-mode batch norm maps x to x * scale + shift."""
-    scale = torch.rsqrt(norm.running_var + norm.eps)
-    if norm.weight is not None:
-        scale = scale * norm.weight
-    shift = -norm.running_mean * scale
-    if norm.bias is not None:
-        shift = shift + norm.bias
-    return scale, shift
-
-
-def can_fold_batch_norm(norm: nn.Module) -> bool:
-    """Whether `norm` is a batch norm that, in eval mode, applies its running statistics (a fixed affine map)."""
-    return isinstance(norm, nn.BatchNorm2d) and norm.running_mean is not None and norm.running_var is not None
-
-
-def onednn_dtype(hidden: torch.Tensor, conv: nn.Conv2d) -> torch.dtype | None:
-    """The dtype in which `onednn_conv2d` runs `conv` on `hidden` by oneDNN itself, or None when it leaves the
-    call to `F.conv2d`: fp32, or under CPU autocast to bf16 the autocast dtype (`F.conv2d` would cast input,
-    weight and bias to it, and so does `onednn_conv2d`), on a CPU with oneDNN; zero padding given as numbers.
-    Never while `torch.compile` traces (the oneDNN ops have no fake-tensor kernels, and the compiler fuses
-    convolutions with their neighbours itself) nor when gradients are wanted (the fused ops have none)."""
-    if (
-        torch.compiler.is_compiling()
-        or (torch.is_grad_enabled() and (hidden.requires_grad or conv.weight.requires_grad))
-        or hidden.device.type != "cpu"
-        or not torch.backends.mkldnn.is_available()
-        or conv.padding_mode != "zeros"
-        or isinstance(conv.padding, str)
-    ):
-        return None
-    if torch.is_autocast_enabled("cpu"):
-        bf16_supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-        autocast_dtype = torch.get_autocast_dtype("cpu")
-        if autocast_dtype == torch.bfloat16 and bf16_supported is not None and bf16_supported():
-            return autocast_dtype
-        return None
-    return torch.float32 if hidden.dtype == conv.weight.dtype == torch.float32 else None
-
-
-def onednn_conv2d(
-    hidden: torch.Tensor,
-    conv: nn.Conv2d,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    relu: bool = False,
-) -> torch.Tensor:
-    """`conv`'s convolution with `weight` and `bias` (then a ReLU when `relu`), run by oneDNN in `onednn_dtype`,
-    else by `F.conv2d`.
-
-    PyTorch sends 1x1 convolutions to its own im2col + GEMM path when it runs on one thread, which is 10-40%
-    slower than oneDNN on channels-last maps at the ICDAR2015 test scale (torch 2.14); oneDNN also applies the
-    ReLU as it writes the output, instead of a second pass over the map."""
-    dtype = onednn_dtype(hidden, conv)
-    if dtype is None:
-        hidden = conv._conv_forward(hidden, weight, bias)
-        return hidden.relu_() if relu else hidden
-    hidden, weight = hidden.to(dtype), weight.to(dtype)
-    bias = None if bias is None else bias.to(dtype)
-    geometry = (conv.padding, conv.stride, conv.dilation, conv.groups)
-    fused_relu = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if relu else None
-    if fused_relu is not None:
-        return fused_relu(hidden, weight, bias, *geometry, "relu", [], "")
-    hidden = torch.mkldnn_convolution(hidden, weight, bias, *geometry)
-    return hidden.relu_() if relu else hidden
-
-
-def onednn_conv2d_add_relu_(
-    residual: torch.Tensor,
-    hidden: torch.Tensor,
-    conv: nn.Conv2d,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-) -> torch.Tensor:
-    """`residual = relu(residual + conv(hidden))` in place: oneDNN writes the convolution into `residual` with
-    the sum and the ReLU applied on the way (the op PyTorch's compiler uses), so no new map is made and the
-    two passes of `add_` and `relu_` are saved. Falls back to those passes when the op is not there."""
-    fused = getattr(torch.ops.mkldnn, "_convolution_pointwise_", None)
-    dtype = onednn_dtype(hidden, conv)
-    if fused is None or dtype is None or residual.dtype != dtype:
-        return residual.add_(onednn_conv2d(hidden, conv, weight, bias)).relu_()
-    hidden, weight = hidden.to(dtype), weight.to(dtype)
-    bias = None if bias is None else bias.to(dtype)
-    geometry = (conv.padding, conv.stride, conv.dilation, conv.groups)
-    return fused.binary(residual, hidden, weight, bias, *geometry, "add", 1.0, "relu", [], "")
-
-
-class TcmFoldingConvNormAct(ConvNormAct if ConvNormAct is not None else nn.Module):
-    """timm's conv -> batch norm (+ activation) block that, in eval mode, runs the batch norm folded into the
-    convolution's weights and bias: one pass over the feature map instead of two. The parameters and their
-    names stay those of timm's block (checkpoints and training are unchanged); the folded weights are computed
-    at every call, which costs a pass over the weights, not over the activations."""
-
-    fast_inference: bool = True
-
-    def folded_weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The convolution's (weight, bias) with the eval-mode batch norm folded in, or None when this block
-        runs unfolded (training, fast inference off, or a convolution or norm that cannot be folded)."""
-        conv, norm = self.conv, self.bn
-        if (
-            self.training
-            or not self.fast_inference
-            or type(conv) is not nn.Conv2d
-            or not can_fold_batch_norm(norm)
-        ):
-            return None
-        scale, shift = batch_norm_scale_shift(norm)
-        bias = shift if conv.bias is None else conv.bias * scale + shift
-        return conv.weight * scale[:, None, None, None], bias
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        folded = self.folded_weight_and_bias()
-        if folded is None:
-            return super().forward(hidden)
-        conv, norm = self.conv, self.bn
-        if type(norm.drop) is nn.Identity and type(norm.act) in (nn.ReLU, nn.Identity):
-            hidden = onednn_conv2d(hidden, conv, *folded, relu=type(norm.act) is nn.ReLU)
-        else:
-            hidden = norm.act(norm.drop(onednn_conv2d(hidden, conv, *folded)))
-        anti_alias = getattr(self, "aa", None)
-        return hidden if anti_alias is None else anti_alias(hidden)
-
-
-class TcmBottleneckBlock(BottleneckBlock if BottleneckBlock is not None else nn.Module):
-    """timm's bottleneck block that, in eval mode with folded batch norms, writes the residual sum into a map
-    that already exists: the downsampled shortcut, or with `consume_input=True` the block's input (identity
-    shortcut), which the block then overwrites; under `torch.no_grad()` / `torch.inference_mode()`. At stride 4
-    a new sum is a 120 MB map that glibc maps from and returns to the OS at every call (page faults on first
-    touch, ~40 ms each here), plus two passes for the sum and the ReLU. Same parameters, same values up to float
-    rounding."""
-
-    fast_inference: bool = True
-
-    def forward(self, hidden: torch.Tensor, consume_input: bool = False) -> torch.Tensor:
-        # Only without autograd (the input and the shortcut are saved for the backward pass), and not under
-        # torch.compile, which plans memory and fuses the sum itself (and trips over the in-place writes).
-        if (
-            self.training
-            or not self.fast_inference
-            or torch.is_grad_enabled()
-            or torch.compiler.is_compiling()
-            or self.shortcut is None
-            or any(type(module) is not nn.Identity for module in (self.drop_path, self.attn_last))
-        ):
-            return super().forward(hidden)
-        residual = self.shortcut(hidden)
-        branch = self.attn(self.conv2b_kxk(self.conv2_kxk(self.conv1_1x1(hidden))))
-        last = self.conv3_1x1
-        folded = last.folded_weight_and_bias() if isinstance(last, TcmFoldingConvNormAct) else None
-        writable = residual is not hidden or consume_input
-        if folded is not None and writable and type(self.act) is nn.ReLU and type(last.bn.act) is nn.Identity:
-            return onednn_conv2d_add_relu_(residual, branch, last.conv, *folded)
-        return self.act(last(branch).add_(residual))
-
-
-class TcmStage(nn.Sequential):
-    """A timm trunk stage (a `Sequential` of blocks) whose bottleneck blocks after the first may overwrite their
-    input (`TcmBottleneckBlock`'s `consume_input`): that input is the previous block's output, held by nothing
-    else, while the first block's input is the previous stage's output, which the encoder keeps."""
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        for index, block in enumerate(self):
-            if isinstance(block, TcmBottleneckBlock):
-                hidden = block(hidden, consume_input=index > 0)
-            else:
-                hidden = block(hidden)
-        return hidden
-
-
 def clip_resnet_model_config(config: TcmConfig) -> ByoModelCfg:
     """timm's `resnet50_clip` architecture at the sizes of `config`: 3-conv stem, average-pool anti-aliasing
     after the strided 3x3 convolution and average-pool downsampling shortcuts, as in OpenAI's
@@ -288,19 +119,14 @@ class TcmImageEncoder(nn.Module):
     def __init__(self, config: TcmConfig):
         super().__init__()
         _require_timm()
+        # Set by `activation_checkpointing_enable` (`gradient_checkpointing_enable` before transformers 5.24):
+        # the four ResNet stages hold most of the activation memory at detection scale, so each is recomputed
+        # in the backward pass instead of kept.
+        self.gradient_checkpointing = False
         # num_classes=0 with an empty pool leaves timm's classifier without parameters; it is never called.
         self.trunk = ByobNet(
             clip_resnet_model_config(config), num_classes=0, global_pool="", in_chans=config.num_channels
         )
-        # Same parameters, eval-mode batch-norm folding and in-place residual sums (see the three classes).
-        for module in self.trunk.modules():
-            if type(module) is ConvNormAct:
-                module.__class__ = TcmFoldingConvNormAct
-            elif type(module) is BottleneckBlock:
-                module.__class__ = TcmBottleneckBlock
-        for stage in self.trunk.stages:
-            if type(stage) is nn.Sequential:
-                stage.__class__ = TcmStage
         grid = config.input_resolution // 32
         self.attention_pool = AttentionPool2d(
             config.stage_channels[3],
@@ -325,7 +151,12 @@ class TcmImageEncoder(nn.Module):
         hidden = self.trunk.stem(pixel_values)
         stage_features = []
         for stage in self.trunk.stages:
-            hidden = stage(hidden)
+            if self.gradient_checkpointing and self.training:
+                # The recomputation runs the batch norms again: in training mode it can move their running
+                # statistics a second time (gradients and the loss are unchanged).
+                hidden = self._gradient_checkpointing_func(stage.__call__, hidden)
+            else:
+                hidden = stage(hidden)
             stage_features.append(hidden)
 
         pool = self.attention_pool
@@ -433,31 +264,9 @@ class TcmContextDecoder(nn.Module):
         return self.out_proj(hidden)
 
 
-def nearest_upsampling_grid(target: torch.Tensor, source: torch.Tensor) -> torch.Tensor | None:
-    """`target` (batch, channels, H, W) viewed as (batch, channels, h, H // h, w, W // w) when `source` is
-    (..., h, w) and both factors are powers of two, else None.
-
-    For such factors `F.interpolate(source, size=(H, W), mode="nearest")` repeats every source pixel over one
-    (H // h) x (W // w) cell of the view (its index arithmetic is exact in floats), so writing
-    `source[:, :, :, None, :, None]` into the view equals writing the upsampled map, without making it."""
-    (height, width), (source_height, source_width) = target.shape[-2:], source.shape[-2:]
-    factors = (height // source_height, width // source_width)
-    if (height, width) != (source_height * factors[0], source_width * factors[1]) or any(
-        factor & (factor - 1) for factor in factors
-    ):
-        return None
-    return target.unflatten(3, (source_width, factors[1])).unflatten(2, (source_height, factors[0]))
-
-
 class TcmFpnc(nn.Module):
     """DBNet's FPNC neck: 1x1 laterals, top-down nearest-upsample-and-add, 3x3 smoothing per level, every level
-    upsampled (nearest) to stride 4 and concatenated.
-
-    In eval mode the upsampled maps are never made: the top-down sums add each coarser level into the finer
-    lateral in place, and every smoothed level is written straight into its slice of the concatenation (see
-    `nearest_upsampling_grid`); the convolutions run by oneDNN. The same sums in the same order."""
-
-    fast_inference: bool = True
+    upsampled (nearest) to stride 4 and concatenated."""
 
     def __init__(self, in_channels: list[int], lateral_channels: int, out_channels: int):
         super().__init__()
@@ -467,8 +276,6 @@ class TcmFpnc(nn.Module):
         )
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        if not self.training and self.fast_inference and not torch.compiler.is_compiling():
-            return self._forward_without_upsampled_maps(features)
         laterals = [conv(feature) for conv, feature in zip(self.lateral_convs, features, strict=True)]
         for i in range(len(laterals) - 1, 0, -1):
             laterals[i - 1] = laterals[i - 1] + F.interpolate(laterals[i], size=laterals[i - 1].shape[-2:])
@@ -479,95 +286,10 @@ class TcmFpnc(nn.Module):
         ]
         return torch.cat(smoothed, dim=1)
 
-    def _forward_without_upsampled_maps(self, features: list[torch.Tensor]) -> torch.Tensor:
-        laterals = [
-            onednn_conv2d(feature, conv, conv.weight, conv.bias)
-            for conv, feature in zip(self.lateral_convs, features, strict=True)
-        ]
-        for i in range(len(laterals) - 1, 0, -1):
-            grid = nearest_upsampling_grid(laterals[i - 1], laterals[i])
-            if grid is None:
-                laterals[i - 1] = laterals[i - 1] + F.interpolate(
-                    laterals[i], size=laterals[i - 1].shape[-2:]
-                )
-            else:
-                grid.add_(laterals[i][:, :, :, None, :, None])
-        smoothed = [
-            onednn_conv2d(lateral, conv, conv.weight, conv.bias)
-            for conv, lateral in zip(self.smooth_convs, laterals, strict=True)
-        ]
-        first = smoothed[0]
-        channels_last = first.shape[1] > 1 and first.stride(1) == 1  # follow the layout of the maps
-        fused = torch.empty(
-            (first.shape[0], sum(level.shape[1] for level in smoothed), *first.shape[-2:]),
-            dtype=first.dtype,
-            device=first.device,
-            memory_format=torch.channels_last if channels_last else torch.contiguous_format,
-        )
-        start = 0
-        for level in smoothed:
-            part = fused[:, start : start + level.shape[1]]
-            start += level.shape[1]
-            grid = nearest_upsampling_grid(part, level)
-            if grid is None:
-                part.copy_(F.interpolate(level, size=part.shape[-2:]))
-            else:
-                grid.copy_(level[:, :, :, None, :, None])
-        return fused
-
-
-def upsample_twice_per_pixel(
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor,
-    last_weight: torch.Tensor,
-    last_bias: torch.Tensor,
-    rows_per_chunk: int = 8,
-) -> torch.Tensor | None:
-    """`conv_transpose2d(relu(conv_transpose2d(hidden, weight, bias, stride=2)), last_weight, last_bias,
-    stride=2)` for 2x2 kernels, as two matrix products per pixel; None when `hidden` is not channels-last or
-    gradients are wanted (the products write into one output) or `torch.compile` traces.
-
-    With kernel = stride = 2 every input pixel alone makes a 2x2 cell of the middle map and every middle pixel
-    a 2x2 cell of the output, so one pixel's channels map to its 4x4 output cell by `pixel @ weight`, a ReLU
-    and `middle @ block_diag(last_weight)`. Run over a few rows of pixels at a time, the middle map (120 MB at
-    the ICDAR2015 test scale) never exists whole, and the 1-channel output needs no transposed-convolution
-    kernel: half the time of the two `conv_transpose2d` calls on this CPU."""
-    batch, channels, height, width = hidden.shape
-    pixels = hidden.permute(0, 2, 3, 1)
-    tensors = (hidden, weight, bias, last_weight, last_bias)
-    if (
-        torch.compiler.is_compiling()
-        or not pixels.is_contiguous()
-        or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
-    ):
-        return None
-    middle_channels, out_channels = weight.shape[1], last_weight.shape[1]
-    # (in, out, ky, kx) -> (in, [ky, kx, out]): one pixel's 2x2 cell of output channels per row of the product
-    first = weight.permute(0, 2, 3, 1).reshape(channels, 4 * middle_channels)
-    last = torch.block_diag(*[last_weight.permute(0, 2, 3, 1).reshape(middle_channels, 4 * out_channels)] * 4)
-    first_bias, last_bias = bias.repeat(4), last_bias.repeat(16)
-    # `addmm(out=...)` is not autocast: the products run in the dtype of the map (bf16 under autocast)
-    first, last, first_bias, last_bias = (t.to(hidden.dtype) for t in (first, last, first_bias, last_bias))
-    # output cell of input pixel (y, x): (y, x, ky, kx, ky2, kx2, channel) -> row 4y + 2ky + ky2, column 4x + 2kx + kx2
-    cells = hidden.new_empty((batch, height, width, 2, 2, 2, 2, out_channels))
-    for image in range(batch):
-        for row in range(0, height, rows_per_chunk):
-            chunk = pixels[image, row : row + rows_per_chunk].reshape(-1, channels)
-            middle = torch.addmm(first_bias, chunk, first).relu_()
-            torch.addmm(
-                last_bias, middle, last, out=cells[image, row : row + rows_per_chunk].view(len(chunk), -1)
-            )
-    return cells.permute(0, 7, 1, 3, 5, 2, 4, 6).reshape(batch, out_channels, 4 * height, 4 * width)
-
 
 class TcmDbBranch(nn.Sequential):
     """One DB head branch: 3x3 conv, then two stride-2 transposed convs back to the input resolution, ending in
-    a sigmoid. In eval mode both batch norms run folded into the convolution before them (the module layout,
-    and so the checkpoint keys, stay mmocr's `Sequential`), and on channels-last maps the two transposed convs
-    run as per-pixel matrix products (`upsample_twice_per_pixel`)."""
-
-    fast_inference: bool = True
+    a sigmoid (mmocr's `Sequential` layout, which the checkpoint keys follow)."""
 
     def __init__(self, in_channels: int):
         hidden = in_channels // 4
@@ -581,30 +303,6 @@ class TcmDbBranch(nn.Sequential):
             nn.ConvTranspose2d(hidden, 1, 2, 2),
             nn.Sigmoid(),
         )
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        conv, conv_norm, _, upsample, upsample_norm, _, last_upsample, _ = self
-        if (
-            self.training
-            or not self.fast_inference
-            or not all(map(can_fold_batch_norm, (conv_norm, upsample_norm)))
-        ):
-            return super().forward(features)
-        scale, shift = batch_norm_scale_shift(conv_norm)
-        hidden = onednn_conv2d(features, conv, conv.weight * scale[:, None, None, None], shift, relu=True)
-        # a transposed convolution's weight is (in, out, kh, kw): the batch norm scales its output channels
-        scale, shift = batch_norm_scale_shift(upsample_norm)
-        bias = shift if upsample.bias is None else upsample.bias * scale + shift
-        weight = upsample.weight * scale[None, :, None, None]
-        last_bias = last_upsample.bias
-        if last_bias is None:
-            last_bias = last_upsample.weight.new_zeros(last_upsample.weight.shape[1])
-        upsampled = upsample_twice_per_pixel(hidden, weight, bias, last_upsample.weight, last_bias)
-        if upsampled is None:
-            # in-place ReLU: a fresh map at half the input resolution is ~120 MB at the ICDAR2015 test scale
-            hidden = F.conv_transpose2d(hidden, weight, bias, stride=2).relu_()
-            upsampled = last_upsample(hidden)
-        return upsampled.sigmoid_()
 
 
 class TcmDbHead(nn.Module):
@@ -807,6 +505,7 @@ class TcmPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("image",)
     _supports_sdpa = True
+    supports_gradient_checkpointing = True
     _no_split_modules: ClassVar[list[str]] = ["TcmImageEncoder", "TcmContextDecoder"]
     # The pipelines every saved folder declares in `custom_pipelines` and carries the code of: task -> (file,
     # class). The OCR pipeline is the detector's: it loads the recognizer it is given.
@@ -860,14 +559,9 @@ class TcmPreTrainedModel(PreTrainedModel):
 class TcmForSceneTextDetection(TcmPreTrainedModel):
     """TCM with a DBNet head: per-pixel text probability, threshold and binary maps.
 
-    Inference runs its convolutions channels-last on CPU and, in eval mode, with the batch norms folded into
-    the convolutions, every convolution by oneDNN, residual sums and neck maps written in place and the head's
-    transposed convolutions as per-pixel products; `set_fast_inference(False)` runs the official way (outputs
-    agree within float rounding).
+    For detection on CPU, `optimize_for_inference()` returns an eval-only copy with the batch norms folded
+    into the convolutions and fused oneDNN kernels (same maps within float rounding).
     """
-
-    # Not a config field: it changes how, not what, the model computes (see `set_fast_inference`).
-    channels_last: bool = True
 
     def __init__(self, config: TcmConfig):
         super().__init__(config)
@@ -899,17 +593,14 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
         self.head = TcmDbHead(4 * config.neck_out_channels, config.db_k)
         self.post_init()
 
-    def set_fast_inference(self, enabled: bool = True) -> None:
-        """Switch the speed measures on (the default) or off: channels-last convolutions on CPU and, in eval
-        mode, batch norms folded into the convolution before them, all convolutions by oneDNN with their ReLUs
-        (and the bottlenecks' residual sums) applied as they write, no upsampled maps in the neck, and the
-        head's transposed convolutions as per-pixel matrix products (see `TcmFoldingConvNormAct`,
-        `TcmBottleneckBlock`, `TcmFpnc`, `TcmDbBranch`). Off is the official order of work, kept for
-        benchmarks and tests; both give the same maps within float rounding."""
-        self.channels_last = enabled
-        for module in self.modules():
-            if isinstance(module, TcmFoldingConvNormAct | TcmBottleneckBlock | TcmFpnc | TcmDbBranch):
-                module.fast_inference = enabled
+    def optimize_for_inference(self, inplace: bool = False) -> TcmForSceneTextDetection:
+        """An eval-only detector computing the same maps faster on CPU (see `optimization_tcm`); this model is
+        left as it is unless `inplace`."""
+        # Imported here so that the module travels with the model (save_pretrained copies the relative
+        # imports of this file) without the plain model depending on it.
+        from .optimization_tcm import optimize_for_inference
+
+        return optimize_for_inference(self, inplace=inplace)
 
     def _freeze_text_encoder_if_configured(self) -> None:
         # TCM trains with the text tower's learning rate at 0; gradients still flow through it to the contexts
@@ -987,9 +678,8 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
         contexts = self.contexts.to(tokens.dtype)
         tokens = torch.cat([tokens[:, :1], contexts, tokens[:, 1:]], dim=1)
         hidden = text_model.embeddings(inputs_embeds=tokens + prompt_vectors[:, None, :].to(tokens.dtype))
-        causal_mask = create_causal_mask(
-            config=text_model.config, inputs_embeds=hidden, attention_mask=None, past_key_values=None
-        )
+        # The cache is passed by position: transformers 5.20 names it `past_key_values`, later versions `cache`.
+        causal_mask = create_causal_mask(text_model.config, hidden, None, None)
         hidden = text_model.encoder(inputs_embeds=hidden, attention_mask=causal_mask, is_causal=True)
         hidden = text_model.final_layer_norm(hidden.last_hidden_state)
         return self.text_encoder.text_projection(hidden[:, self.config.eot_index])[:, None]
@@ -1040,11 +730,6 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
                 "`labels` need the threshold maps for the loss; pass output_threshold_maps=True."
             )
         pixel_values = pixel_values.to(self.contexts.dtype)
-        channels_last = self.channels_last and pixel_values.device.type == "cpu"
-        if channels_last:
-            # oneDNN's convolutions, transposed convolutions and pooling run faster on NHWC than NCHW on CPU
-            # (benchmarks/detector.py); every later feature map follows the input's layout.
-            pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
 
         encoded = self.image_encoder(pixel_values)
         text_embeddings, matching_map = self.match_text(encoded.global_embedding, encoded.pixel_embeddings)
@@ -1055,11 +740,7 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
             stage_matching = F.interpolate(
                 matching_map, size=stage.shape[-2:], mode="bilinear", align_corners=False
             )
-        fused = torch.cat([stage, stage_matching.to(stage.dtype)], dim=1)
-        # cat falls back to the default layout for the one-channel map; the neck and head would follow it
-        features[self.config.matching_stage_index] = (
-            fused.contiguous(memory_format=torch.channels_last) if channels_last else fused
-        )
+        features[self.config.matching_stage_index] = torch.cat([stage, stage_matching.to(stage.dtype)], dim=1)
         prob_map, thresh_map, binary_map = self.head(self.neck(features), output_threshold_maps)
 
         losses = {}

@@ -6,31 +6,12 @@ import os
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from transformers import AutoModel, AutoProcessor, Pipeline, PreTrainedModel, ProcessorMixin
-from transformers.image_utils import load_image
 
-from .cropping_ocr import rectify_region
+from .crop_recognition import DEFAULT_CROP_MARGIN, recognize_regions
+from .image_loading import load_rgb_image
+from .pipeline_tcm import POST_PROCESSING_ARGUMENTS, detector_for_inference
 from .reading_order_ocr import reading_order
-
-# Settings of the detector's `post_process_text_detection` a caller may pass per call.
-DETECTION_ARGUMENTS = (
-    "threshold",
-    "box_type",
-    "unclip_ratio",
-    "min_score",
-    "min_size",
-    "max_candidates",
-    "approx_ratio",
-    "preset",
-)
-
-
-# Detected regions hug the ink (TCM/DB polygons are unclipped back to the word's own outline), while recognizers
-# learn from crops with some background around the word (word-crop datasets, and the synthetic crops here: 5-35%
-# of the height per side). The embedded recognizer reads 9 of the 13 sample words from tight crops, all 13 with
-# 0.1-0.3 of the height added on every side.
-DEFAULT_CROP_MARGIN = 0.15
 
 
 class OcrPipeline(Pipeline):
@@ -62,7 +43,9 @@ class OcrPipeline(Pipeline):
     `preset`, ...), `recognizer_batch_size` (crops recognized per forward pass, across all images of a batch;
     default 32) and `crop_margin` (image around each region given to the recognizer, as a fraction of the
     region's height per side; default 0.15). Results are in pixels of the original image; `box` is clipped to
-    it, `score` is the recognizer's confidence and `detection_score` the detector's.
+    it, `score` is the recognizer's confidence and `detection_score` the detector's. On CPU a detector in eval
+    mode runs as its `optimize_for_inference()` copy, made once when the pipeline is created (the model object
+    itself is not changed).
     """
 
     _load_image_processor = True
@@ -99,6 +82,7 @@ class OcrPipeline(Pipeline):
             )
         if recognizer_processor is None:
             raise ValueError("recognizer_processor is required when recognizer is a loaded model")
+        self.detector = detector_for_inference(self.model)
         self.recognizer = recognizer.to(self.device).eval()
         self.recognizer_processor = recognizer_processor
 
@@ -109,10 +93,10 @@ class OcrPipeline(Pipeline):
         crop_margin: float | None = None,
         **kwargs: Any,
     ) -> tuple[dict, dict, dict]:
-        unknown = set(kwargs) - set(DETECTION_ARGUMENTS)
+        unknown = set(kwargs) - set(POST_PROCESSING_ARGUMENTS)
         if unknown:
             raise TypeError(
-                f"ocr got unexpected arguments {sorted(unknown)}; detection settings are {list(DETECTION_ARGUMENTS)}"
+                f"ocr got unexpected arguments {sorted(unknown)}; detection settings are {list(POST_PROCESSING_ARGUMENTS)}"
                 ", recognizer_batch_size and crop_margin"
             )
         forward = {"detection_settings": kwargs}
@@ -127,7 +111,8 @@ class OcrPipeline(Pipeline):
         return ({} if timeout is None else {"timeout": timeout}), forward, {}
 
     def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, np.ndarray]:
-        return {"image": _rgb_array(image, timeout)}
+        # the detector and the cropping read this one array, so their coordinates agree
+        return {"image": np.asarray(load_rgb_image(image, timeout=timeout))}
 
     def _forward(
         self,
@@ -141,36 +126,33 @@ class OcrPipeline(Pipeline):
         batch = self.image_processor(images)
         pixel_values = batch["pixel_values"].to(self.device, self.dtype)
         # DB post-processing reads only the probability map: skip the threshold branch
-        outputs = self.model(pixel_values, output_threshold_maps=False)
+        outputs = self.detector(pixel_values, output_threshold_maps=False)
         detections = self.image_processor.post_process_text_detection(
             outputs.prob_map.float(),
             target_sizes=batch["original_sizes"],
             resized_sizes=batch["resized_sizes"],
             **(detection_settings or {}),
         )
-        regions, crops = [], []
-        for image, found in zip(images, detections, strict=True):
-            image_regions = []
-            for score, box, polygon in zip(found["scores"], found["boxes"], found["polygons"], strict=True):
-                image_regions.append(
-                    {"polygon": polygon.numpy(), "box": box.tolist(), "detection_score": score}
+        polygons = [[polygon.numpy() for polygon in found["polygons"]] for found in detections]
+        readings = recognize_regions(
+            self.recognizer, self.recognizer_processor, images, polygons, recognizer_batch_size, crop_margin
+        )
+        regions = [
+            [
+                {
+                    "polygon": polygon,
+                    "box": box.tolist(),
+                    "detection_score": score,
+                    "text": text,
+                    "score": confidence,
+                }
+                for polygon, box, score, (text, confidence) in zip(
+                    image_polygons, found["boxes"], found["scores"], image_readings, strict=True
                 )
-                crops.append(rectify_region(image, polygon.numpy(), crop_margin))
-            regions.append(image_regions)
-        readings = self._recognize(crops, recognizer_batch_size)
-        flat = [region for image_regions in regions for region in image_regions]
-        for region, (text, score) in zip(flat, readings, strict=True):
-            region["text"], region["score"] = text, score
+            ]
+            for image_polygons, found, image_readings in zip(polygons, detections, readings, strict=True)
+        ]
         return {"regions": regions}
-
-    def _recognize(self, crops: list[np.ndarray], batch_size: int) -> list[tuple[str, float]]:
-        readings = []
-        for start in range(0, len(crops), batch_size):
-            pixel_values = self.recognizer_processor(images=crops[start : start + batch_size])["pixel_values"]
-            logits = self.recognizer(pixel_values.to(self.device, self.recognizer.dtype)).logits
-            decoded = self.recognizer_processor.batch_decode(logits.float())
-            readings.extend(zip(decoded["generated_text"], decoded["scores"], strict=True))
-        return readings
 
     def postprocess(self, model_outputs: dict[str, list]) -> list[dict[str, Any]]:
         regions = model_outputs["regions"]
@@ -194,23 +176,3 @@ class OcrPipeline(Pipeline):
             }
             for index in order
         ]
-
-
-def _rgb_array(image: Any, timeout: float | None = None) -> np.ndarray:
-    """An (H, W, 3) uint8 RGB array of a path/URL (EXIF orientation applied), PIL image or numpy array; both
-    the detector and the cropping read this one array, so their coordinates agree."""
-    if isinstance(image, str):
-        image = load_image(image, timeout=timeout)
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"ocr takes file paths, PIL images or numpy arrays, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"numpy images must be uint8 RGB, got dtype {image.dtype}")
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f"numpy images must be (H, W), (H, W, 3) or (H, W, 4), got shape {image.shape}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"the image is empty ({image.shape[1]}x{image.shape[0]} pixels)")
-    return np.ascontiguousarray(image[..., :3])

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from PIL import Image
 from transformers import Pipeline
-from transformers.image_utils import load_image
+
+from .image_loading import load_rgb_image
 
 # Settings of `TcmImageProcessor.post_process_text_detection` a caller may pass per call.
 POST_PROCESSING_ARGUMENTS = (
@@ -39,12 +38,20 @@ class SceneTextDetectionPipeline(Pipeline):
     Images of a batch are padded together (`batch_size`); post-processing settings (`threshold`,
     `min_score`, `unclip_ratio`, `box_type`, `preset`, ...) can be given per call and default to the image
     processor's `post_processing`.
+
+    On CPU a detector in eval mode runs as its `optimize_for_inference()` copy, made once when the pipeline is
+    created (same maps within float rounding; the copy shares the model's unfused weights and the model object
+    itself is not changed): create a new pipeline after changing the model's weights.
     """
 
     _load_image_processor = True
     _load_processor = False
     _load_tokenizer = False
     _load_feature_extractor = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.detector = detector_for_inference(self.model)
 
     def _sanitize_parameters(self, timeout: float | None = None, **kwargs: Any) -> tuple[dict, dict, dict]:
         unknown = set(kwargs) - set(POST_PROCESSING_ARGUMENTS)
@@ -58,7 +65,7 @@ class SceneTextDetectionPipeline(Pipeline):
     def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, Any]:
         # Images stay unresized here: the image processor pads each batch to its own largest size in `_forward`,
         # which the pipeline's generic collation (concatenation of equal-sized tensors) cannot do.
-        return {"image": load_scene(image, timeout)}
+        return {"image": load_rgb_image(image, timeout=timeout)}
 
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, list]:
         images = model_inputs["image"]
@@ -66,7 +73,7 @@ class SceneTextDetectionPipeline(Pipeline):
         batch = self.image_processor(images)
         pixel_values = batch["pixel_values"].to(self.device, self.dtype)
         # post-processing reads only the probability map: skip the threshold branch
-        outputs = self.model(pixel_values, output_threshold_maps=False)
+        outputs = self.detector(pixel_values, output_threshold_maps=False)
         # post-processing reads each map only inside its image's own padded area, given the sizes below
         return {
             "prob_map": list(outputs.prob_map.float().cpu()),
@@ -86,25 +93,20 @@ class SceneTextDetectionPipeline(Pipeline):
         return format_detections(detections)
 
 
+def detector_for_inference(model: Any) -> Any:
+    """What a pipeline runs to detect: on CPU, for a model in eval mode that offers it, the model's
+    `optimize_for_inference()` copy (an eval-only detector computing the same maps faster); else the model."""
+    if model.device.type != "cpu" or model.training or not hasattr(model, "optimize_for_inference"):
+        return model
+    return model.optimize_for_inference()
+
+
 def _unwrap(value: Any) -> Any:
     """One image's entry of a `_forward` output: a one-element list when the pipeline ran a single input
     without its batching iterator, the bare entry when the iterator already unrolled the batch."""
     if isinstance(value, list) and len(value) == 1:
         return value[0]
     return value
-
-
-def load_scene(image: Any, timeout: float | None = None) -> Image.Image | np.ndarray:
-    """A scene as the detector's image processor takes it: paths/URLs opened (EXIF orientation applied), PIL
-    images and numpy arrays passed through; anything else, or an empty picture, is a clear error."""
-    if isinstance(image, str):
-        image = load_image(image, timeout=timeout)
-    elif not isinstance(image, Image.Image | np.ndarray):
-        raise TypeError(f"expected a file path, PIL image or numpy array, got {type(image).__name__}")
-    width, height = image.size if isinstance(image, Image.Image) else image.shape[1::-1]
-    if width < 1 or height < 1:
-        raise ValueError(f"the image is empty ({width}x{height} pixels)")
-    return image
 
 
 def format_detections(detections: dict[str, Any]) -> list[dict[str, Any]]:

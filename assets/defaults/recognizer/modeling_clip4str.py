@@ -7,10 +7,7 @@ A Simple Baseline for Scene Text Recognition with Pre-trained Vision-Language Mo
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
 import itertools
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,8 +20,16 @@ from torch import nn
 from transformers import CLIPTextModel, CLIPVisionConfig, CLIPVisionModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
+from .caption_tokenizer_clip4str import (
+    Clip4StrCaptionTokenizer,
+    installed_openai_merges_file,
+    read_openai_clip_merges,
+    read_tokenizer_merges,
+    read_vocab_and_merges_files,
+)
 from .configuration_clip4str import Clip4StrConfig, as_pair
 from .pipeline_files_clip4str import copy_pipeline_files, declare_pipelines
 
@@ -42,6 +47,29 @@ class Clip4StrOutput(ModelOutput):
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     visual_logits: torch.FloatTensor | None = None
+
+
+@dataclass(frozen=True)
+class Clip4StrDecodingOptions:
+    """How [`Clip4StrForSceneTextRecognition.decode`] reads an image; `from_config` gives the checkpoint's way.
+
+    Args:
+        autoregressive: both decoders read one character at a time (`decode_ar`); otherwise every position is
+            predicted at once from [B] alone.
+        refine_iters: cloze refinements of both decoders after the first reading.
+        fixed_steps: static shapes (torch.compile, CUDA graphs, export): every decoding step runs and the
+            shortcuts that depend on the predicted ids are off (early stop, skipping unchanged or repeated
+            captions, ending the caption BPE once nothing merges). Positions after the official stop are padding
+            for the refinement, so the logits of the steps the official loop runs are the same.
+    """
+
+    autoregressive: bool = True
+    refine_iters: int = 1
+    fixed_steps: bool = False
+
+    @classmethod
+    def from_config(cls, config: Clip4StrConfig) -> Clip4StrDecodingOptions:
+        return cls(config.decode_ar, config.refine_iters, config.decode_fixed_steps)
 
 
 def _additive_mask(
@@ -98,7 +126,7 @@ class Clip4StrAttention(nn.Module):
         return self.attend(query, self.project_key_value(key_value), attn_mask)
 
 
-class Clip4StrDecoderLayer(nn.Module):
+class Clip4StrDecoderLayer(GradientCheckpointingLayer):
     """Pre-LN two-stream (XLNet-style) decoder layer of PARSeq: a query stream and a content stream."""
 
     def __init__(self, config: Clip4StrConfig) -> None:
@@ -136,11 +164,15 @@ class Clip4StrDecoderLayer(nn.Module):
         self,
         query: torch.Tensor,
         content: torch.Tensor,
-        memory_key_value: tuple[torch.Tensor, torch.Tensor],
-        query_mask: torch.Tensor | None,
-        content_mask: torch.Tensor | None,
-        update_content: bool,
+        memory_keys: torch.Tensor,
+        memory_values: torch.Tensor,
+        query_mask: torch.Tensor | None = None,
+        content_mask: torch.Tensor | None = None,
+        update_content: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        # Every tensor that may need a gradient is a positional argument of its own (the memory's keys and values
+        # too): gradient checkpointing tracks those only.
+        memory_key_value = (memory_keys, memory_values)
         content_norm = self.norm_c(content)
         # Both streams read the same context keys/values: project them once.
         context_key_value = self.self_attn.project_key_value(content_norm)
@@ -200,27 +232,34 @@ class Clip4StrDecoder(nn.Module):
     def forward(
         self,
         context_ids: torch.Tensor,
-        memory: torch.Tensor | list[tuple[torch.Tensor, torch.Tensor]],
+        memory_key_values: list[tuple[torch.Tensor, torch.Tensor]],
         queries: torch.Tensor | None = None,
         query_mask: torch.Tensor | None = None,
         content_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return `(logits, hidden_states)` of the query stream.
 
-        `memory` is the memory `(batch, tokens, width)` or its projection from `project_memory`.
-        `query_mask` / `content_mask` are additive float masks of shape `(queries, keys)` or
-        `(batch, 1, queries, keys)` (padding of the context already folded in).
+        `memory_key_values` are the memory's keys/values from `project_memory`. `query_mask` / `content_mask`
+        are additive float masks of shape `(queries, keys)` or `(batch, 1, queries, keys)` (padding of the
+        context already folded in).
         """
         batch, length = context_ids.shape
-        memory_key_values = memory if isinstance(memory, list) else self.project_memory(memory)
         content = self.embed_context(context_ids)
         if queries is None:
             queries = self.pos_queries[:, :length].expand(batch, -1, -1)
         query = self.dropout(queries)
-        for index, (layer, memory_key_value) in enumerate(zip(self.layers, memory_key_values, strict=True)):
-            is_last = index == len(self.layers) - 1
+        for index, (layer, (memory_keys, memory_values)) in enumerate(
+            zip(self.layers, memory_key_values, strict=True)
+        ):
+            # The content stream of the last layer feeds nothing: skip it.
             query, content = layer(
-                query, content, memory_key_value, query_mask, content_mask, update_content=not is_last
+                query,
+                content,
+                memory_keys,
+                memory_values,
+                query_mask=query_mask,
+                content_mask=content_mask,
+                update_content=index < len(self.layers) - 1,
             )
         hidden_states = self.norm(query)
         return self.head(hidden_states), hidden_states
@@ -282,276 +321,6 @@ class Clip4StrDecoderCache:
         values[:, :, position : position + 1] = key_value[1]
         end = keys.shape[2] if self.full else position + 1
         return keys[:, :, :end], values[:, :, :end]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# CLIP byte-level BPE of the predicted captions, on tensors.
-#
-# The cross-modal branch turns every prediction into CLIP BPE ids. Captions only hold printable ASCII (the
-# caption charset is validated), so each character is one byte-level token and the whole tokenizer — the word
-# split of CLIP's pre-tokenizer regex and the merges — can run batched on the model's device, with the merge
-# table stored in the weights. That keeps a checkpoint folder self-contained and decoding free of Python work
-# per sample.
-# ----------------------------------------------------------------------------------------------------------
-
-_CLIP_NUM_BYTE_TOKENS = 256  # byte-level tokens; the same 256 followed by "</w>" come next, then the merges
-_CLIP_FIRST_MERGE_ID = 2 * _CLIP_NUM_BYTE_TOKENS
-_CLIP_CONTRACTIONS = ("s", "t", "re", "ve", "m", "ll", "d")  # CLIP's regex: 's|'t|'re|'ve|'m|'ll|'d
-
-
-def _clip_byte_tokens() -> list[str]:
-    """CLIP's byte-to-unicode table in id order (OpenAI `bytes_to_unicode`)."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    codepoints = list(printable)
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codepoints.append(256 + extra)
-            extra += 1
-    return [chr(c) for c in codepoints]
-
-
-def _ascii_token_id(char: str, end_of_word: bool) -> int:
-    # Printable ASCII bytes come first in the byte-to-unicode table, in order, from "!".
-    return ord(char) - ord("!") + (_CLIP_NUM_BYTE_TOKENS if end_of_word else 0)
-
-
-def clip_bpe_merge_table(
-    merges: Sequence[tuple[str, str]], vocab: dict[str, int], vocab_size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Turn CLIP BPE merges (in rank order) into the model's lookup buffers.
-
-    Returns `(pair_keys, pair_ranks)`: `left_id * vocab_size + right_id` sorted ascending, and each pair's rank.
-    The token a merge produces has id `512 + rank` in CLIP's vocabulary; this is checked.
-    """
-    keys = []
-    for rank, (left, right) in enumerate(merges):
-        if vocab.get(left + right) != _CLIP_FIRST_MERGE_ID + rank:
-            raise ValueError(
-                f"CLIP BPE merge {rank} ({left!r} + {right!r}) does not produce token id "
-                f"{_CLIP_FIRST_MERGE_ID + rank}: this is not the CLIP vocabulary"
-            )
-        keys.append(vocab[left] * vocab_size + vocab[right])
-    pair_keys = torch.tensor(keys, dtype=torch.int64)
-    pair_keys, order = torch.sort(pair_keys)
-    return pair_keys, order.to(torch.int32)
-
-
-def read_openai_clip_merges(path: str | Path) -> tuple[list[tuple[str, str]], dict[str, int]]:
-    """Read OpenAI's `bpe_simple_vocab_16e6.txt.gz` (shipped by e.g. open-clip-torch): merges and vocabulary."""
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        lines = handle.read().split("\n")
-    # The OpenAI tokenizer keeps the first 49152 - 256 - 2 merges after the header line.
-    merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
-    byte_tokens = _clip_byte_tokens()
-    tokens = byte_tokens + [t + "</w>" for t in byte_tokens] + ["".join(m) for m in merges]
-    tokens += ["<|startoftext|>", "<|endoftext|>"]
-    return merges, {token: index for index, token in enumerate(tokens)}
-
-
-def read_tokenizer_merges(tokenizer_json: str | Path) -> tuple[list[tuple[str, str]], dict[str, int]]:
-    """Read merges and vocabulary from a `tokenizer.json` of a CLIP checkpoint (HF tokenizers format)."""
-    model = json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    return merges, model["vocab"]
-
-
-def _installed_openai_merges_file() -> Path | None:
-    """OpenAI's merges file as shipped inside open-clip-torch, located without importing the package."""
-    spec = importlib.util.find_spec("open_clip")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
-    return path if path.is_file() else None
-
-
-class Clip4StrCaptionTokenizer(nn.Module):
-    """Maps decoder predictions to the CLIP BPE ids of their caption, batched on the model's device.
-
-    Reproduces the official path exactly: argmax ids -> text cut at the first "[E]" -> charset adapter of the
-    caption charset -> CLIP tokenizer (lower-casing, regex word split, byte-level BPE) -> [SOT] tokens [EOT],
-    zero-padded to the context length, truncation keeping [EOT] in the last slot.
-    """
-
-    def __init__(self, config: Clip4StrConfig) -> None:
-        super().__init__()
-        self.context_length = config.text_context_length
-        self.vocab_size = config.text_config.vocab_size
-        self.sot_id = self.vocab_size - 2
-        self.eot_id = self.vocab_size - 1
-        self.eos_id = config.eos_id
-        num_merges = self.vocab_size - _CLIP_FIRST_MERGE_ID - 2
-        self.register_buffer("bpe_pair_keys", torch.zeros(num_merges, dtype=torch.int64))
-        self.register_buffer("bpe_pair_ranks", torch.zeros(num_merges, dtype=torch.int32))
-
-        self.charset = config.charset
-        self.caption_charset = config.caption_charset
-        # Lookup tables derived from the config (not saved); `reset_lookup_tables` fills them, also after loading.
-        self.register_buffer(
-            "byte_token_of_id", torch.empty(config.num_decoder_tokens, dtype=torch.int64), persistent=False
-        )
-        self.register_buffer("class_of_byte_token", torch.empty(94, dtype=torch.int64), persistent=False)
-        self.reset_lookup_tables()
-        self.apostrophe = _ascii_token_id("'", end_of_word=False)
-        self.contraction_tokens = [
-            [_ascii_token_id(c, False) for c in suffix] for suffix in _CLIP_CONTRACTIONS
-        ]
-
-        # The official caption is a *string* cut at the first "[E]", so the three characters "[", "E", "]"
-        # predicted in a row end it just like the [E] token does.
-        char_to_id = {char: index for index, char in enumerate(config.charset, start=1)}
-        self.literal_eos_ids = [char_to_id[c] for c in "[E]"] if all(c in char_to_id for c in "[E]") else None
-
-    @torch.no_grad()
-    def reset_lookup_tables(self) -> None:
-        # Per decoder token: the CLIP byte token its caption character becomes, or -1 when the caption charset
-        # drops it. CLIP lower-cases everything it reads, after the charset adapter decided what to keep.
-        caption_charset = self.caption_charset
-        lowercase_only = caption_charset == caption_charset.lower()
-        uppercase_only = caption_charset == caption_charset.upper()
-        byte_token = torch.full_like(self.byte_token_of_id, -1, device="cpu")
-        for index, char in enumerate(self.charset, start=1):
-            adapted = char.lower() if lowercase_only else char.upper() if uppercase_only else char
-            if len(adapted) == 1 and adapted in caption_charset:
-                byte_token[index] = _ascii_token_id(adapted.lower(), end_of_word=False)
-        self.byte_token_of_id.copy_(byte_token)
-        # Character classes of CLIP's pre-tokenizer over the 94 printable ASCII byte tokens: letter, digit, other.
-        ascii_chars = [chr(c) for c in range(ord("!"), ord("~") + 1)]
-        self.class_of_byte_token.copy_(
-            torch.tensor([0 if c.isalpha() else 1 if c.isdigit() else 2 for c in ascii_chars])
-        )
-
-    @property
-    def has_merges(self) -> bool:
-        return bool(self.bpe_pair_keys.numel()) and bool(self.bpe_pair_keys[-1] > 0)
-
-    def load_merges(self, merges: Sequence[tuple[str, str]], vocab: dict[str, int]) -> None:
-        keys, ranks = clip_bpe_merge_table(merges, vocab, self.vocab_size)
-        if keys.shape != self.bpe_pair_keys.shape:
-            raise ValueError(
-                f"expected {self.bpe_pair_keys.numel()} CLIP BPE merges for a text vocabulary of "
-                f"{self.vocab_size}, got {keys.numel()}"
-            )
-        with torch.no_grad():
-            self.bpe_pair_keys.copy_(keys)
-            self.bpe_pair_ranks.copy_(ranks)
-
-    def _cut_and_adapt(self, pred_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Byte tokens of each caption, left-aligned, and the caption lengths."""
-        ends = pred_ids == self.eos_id
-        if self.literal_eos_ids is not None and pred_ids.shape[1] >= 3:
-            open_id, e_id, close_id = self.literal_eos_ids
-            literal = (
-                (pred_ids[:, :-2] == open_id) & (pred_ids[:, 1:-1] == e_id) & (pred_ids[:, 2:] == close_id)
-            )
-            ends[:, :-2] |= literal
-        before_end = ends.cumsum(dim=1) == 0
-        tokens = self.byte_token_of_id[pred_ids]
-        keep = before_end & (tokens >= 0)
-        # A stable sort on "dropped" moves the kept characters to the front in their order.
-        order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices
-        return tokens.gather(1, order), keep.sum(dim=1)
-
-    def _word_starts(self, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Where CLIP's regex starts a new piece: letter runs, single digits, punctuation runs and the
-        contractions 's 't 're 've 'm 'll 'd, which the regex tries first at the start of a punctuation run."""
-        char_class = self.class_of_byte_token[tokens.clamp(min=0)]
-        previous_class = F.pad(char_class[:, :-1], (1, 0), value=-1)
-        starts = (char_class != previous_class) | (char_class == 1)
-        punctuation_start = (char_class == 2) & (previous_class != 2)
-        length = tokens.shape[1]
-        inside_contraction = torch.zeros_like(starts)
-        after_contraction = torch.zeros_like(starts)
-        for suffix in self.contraction_tokens:
-            span = len(suffix) + 1
-            if span > length:
-                continue
-            match = punctuation_start[:, : length - span + 1] & (
-                tokens[:, : length - span + 1] == self.apostrophe
-            )
-            for offset, token in enumerate(suffix, start=1):
-                match = match & (tokens[:, offset : length - span + 1 + offset] == token)
-            match = match & valid[:, span - 1 :]
-            for offset in range(1, span):
-                inside_contraction[:, offset : length - span + 1 + offset] |= match
-            if span < length:
-                after_contraction[:, span : length + 1] |= match[:, : length - span]
-        starts = (starts & ~inside_contraction) | after_contraction
-        starts[:, 0] = True
-        return starts & valid
-
-    def _apply_merges(
-        self, tokens: torch.Tensor, word_ids: torch.Tensor, alive: torch.Tensor, early_exit: bool = True
-    ) -> torch.Tensor:
-        """Byte-level BPE of every word at once; each round merges, per word, every non-overlapping occurrence
-        (left to right) of its lowest-ranked pair, as CLIP's `bpe()` does."""
-        batch, length = tokens.shape
-        no_rank = torch.iinfo(torch.int64).max
-        for _ in range(length):
-            order = torch.sort((~alive).to(torch.uint8), dim=1, stable=True).indices
-            tokens, word_ids, alive = (
-                tokens.gather(1, order),
-                word_ids.gather(1, order),
-                alive.gather(1, order),
-            )
-            pair_ok = alive[:, :-1] & alive[:, 1:] & (word_ids[:, :-1] == word_ids[:, 1:])
-            keys = tokens[:, :-1].clamp(min=0) * self.vocab_size + tokens[:, 1:].clamp(min=0)
-            slot = torch.searchsorted(self.bpe_pair_keys, keys).clamp(max=self.bpe_pair_keys.numel() - 1)
-            known = pair_ok & (self.bpe_pair_keys[slot] == keys)
-            ranks = torch.where(known, self.bpe_pair_ranks[slot].to(torch.int64), no_rank)
-            pair_words = word_ids[:, :-1].clamp(min=0)
-            best = torch.full((batch, length), no_rank, dtype=torch.int64, device=tokens.device)
-            best = best.scatter_reduce(1, pair_words, ranks, reduce="amin")
-            chosen = known & (ranks == best.gather(1, pair_words))
-            # Overlapping occurrences (a pair of equal tokens in a run) merge left to right: keep every other.
-            run_start = chosen & ~F.pad(chosen[:, :-1], (1, 0), value=False)
-            positions = torch.arange(length - 1, device=tokens.device).expand(batch, -1)
-            start_index = torch.where(run_start, positions, 0).cummax(dim=1).values
-            chosen = chosen & ((positions - start_index) % 2 == 0)
-            if early_exit and not bool(chosen.any()):
-                break
-            merged = F.pad(chosen, (0, 1), value=False)
-            absorbed = F.pad(chosen, (1, 0), value=False)
-            tokens = torch.where(merged, F.pad(ranks, (0, 1), value=0) + _CLIP_FIRST_MERGE_ID, tokens)
-            alive = alive & ~absorbed
-        order = torch.sort((~alive).to(torch.uint8), dim=1, stable=True).indices
-        return torch.where(alive.gather(1, order), tokens.gather(1, order), -1)
-
-    def forward(self, pred_ids: torch.Tensor, early_exit: bool = True) -> torch.Tensor:
-        """`(batch, steps)` decoder ids -> `(batch, context_length)` CLIP text ids. `early_exit=False` runs
-        every merge round (no host synchronisation: static for compilation)."""
-        if not self.has_merges:
-            raise RuntimeError(
-                "The CLIP BPE merges of the cross-modal branch are not loaded: load a CLIP4STR checkpoint, build "
-                "the model with `from_clip`, or install open-clip-torch before creating a model from a config."
-            )
-        tokens, lengths = self._cut_and_adapt(pred_ids)
-        batch, length = tokens.shape
-        valid = torch.arange(length, device=tokens.device)[None, :] < lengths[:, None]
-        starts = self._word_starts(tokens, valid)
-        word_ids = torch.where(valid, starts.cumsum(dim=1) - 1, -1)
-        word_ends = valid & F.pad(starts[:, 1:] | ~valid[:, 1:], (0, 1), value=True)
-        tokens = torch.where(word_ends, tokens + _CLIP_NUM_BYTE_TOKENS, tokens)
-        pieces = self._apply_merges(torch.where(valid, tokens, -1), word_ids, valid, early_exit)
-
-        body = self.context_length - 2
-        pieces = F.pad(pieces, (0, max(0, body - pieces.shape[1])), value=-1)[:, :body]
-        num_pieces = (pieces >= 0).sum(dim=1)
-        ids = torch.zeros(batch, self.context_length, dtype=torch.int64, device=pred_ids.device)
-        ids[:, 0] = self.sot_id
-        ids[:, 1 : body + 1] = pieces.clamp(min=0)
-        ids.scatter_(1, (num_pieces + 1)[:, None], self.eot_id)
-        return ids
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The model
-# ----------------------------------------------------------------------------------------------------------
 
 
 def permutation_attention_masks(permutation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -655,7 +424,8 @@ class Clip4StrPreTrainedModel(PreTrainedModel):
     base_model_prefix = "clip4str"
     main_input_name = "pixel_values"
     input_modalities = ("image",)
-    supports_gradient_checkpointing = False
+    # Checkpointed: the CLIP encoder layers and both decoders' layers (all `GradientCheckpointingLayer`s).
+    supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ("CLIPEncoderLayer", "Clip4StrDecoderLayer")
     # The pipelines every saved folder declares in `custom_pipelines` and carries the code of: task -> (file,
@@ -699,7 +469,7 @@ class Clip4StrPreTrainedModel(PreTrainedModel):
             init.trunc_normal_(module.pos_queries, std=std)
         elif isinstance(module, Clip4StrCaptionTokenizer):
             module.reset_lookup_tables()
-            merges_file = _installed_openai_merges_file()
+            merges_file = installed_openai_merges_file()
             if merges_file is not None and not getattr(module.bpe_pair_keys, "_is_hf_initialized", False):
                 module.load_merges(*read_openai_clip_merges(merges_file))
 
@@ -761,10 +531,8 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         if tokenizer_json := tokenizer_file("tokenizer.json"):
             merges, vocab = read_tokenizer_merges(tokenizer_json)
         elif (vocab_json := tokenizer_file("vocab.json")) and (merges_txt := tokenizer_file("merges.txt")):
-            vocab = json.loads(Path(vocab_json).read_text(encoding="utf-8"))
-            lines = Path(merges_txt).read_text(encoding="utf-8").splitlines()
-            merges = [tuple(line.split()) for line in lines if line and not line.startswith("#version")]
-        elif merges_file := _installed_openai_merges_file():
+            merges, vocab = read_vocab_and_merges_files(vocab_json, merges_txt)
+        elif merges_file := installed_openai_merges_file():
             merges, vocab = read_openai_clip_merges(merges_file)
         else:
             raise FileNotFoundError(
@@ -790,35 +558,34 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         hidden_states = self.vision_model(pixel_values=pixel_values).last_hidden_state
         return self.visual_projection(self.vision_model.post_layernorm(hidden_states))
 
-    def build_cross_memory(
-        self, visual_logits: torch.Tensor, image_memory: torch.Tensor, early_exit: bool = True
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Image memory followed by the projected CLIP text tokens of the visual prediction (all positions,
-        padding included: the official cross-attention has no padding mask).
-
-        Returns the memory and `(caption_ids, text_features)`.
-        """
-        caption_ids, text_features = self.encode_predicted_captions(visual_logits, early_exit)
+    def build_cross_memory(self, visual_logits: torch.Tensor, image_memory: torch.Tensor) -> torch.Tensor:
+        """Image memory followed by the projected CLIP text tokens of the visual prediction's caption (all
+        positions, padding included: the official cross-attention has no padding mask). Every caption is
+        encoded, as in the official training step."""
+        caption_ids = self.caption_tokenizer(visual_logits.detach().argmax(dim=-1))
+        text_features = self.encode_captions(caption_ids)
         if self.config.image_detach:
             image_memory = image_memory.detach()
-        memory = torch.cat([image_memory, text_features.to(image_memory.dtype)], dim=1)
-        return memory, (caption_ids, text_features)
+        return torch.cat([image_memory, text_features.to(image_memory.dtype)], dim=1)
 
     def encode_predicted_captions(
         self,
         visual_logits: torch.Tensor,
-        early_exit: bool = True,
         previous_captions: tuple[torch.Tensor, torch.Tensor] | None = None,
-        deduplicate: bool = False,
+        fixed_steps: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(caption_ids, text_features)` of the visual prediction.
+        """`(caption_ids, text_features)` of the visual prediction, for decoding.
 
         The text tower is the largest part of decoding at B/16, and the same ids give the same features, so two
-        data-dependent shortcuts skip rows (both need the host to see the ids: not for static shapes). Given
-        the previous call's pair, only the samples whose caption changed are encoded — after a refinement most
-        captions are unchanged. With `deduplicate`, identical captions in the batch are encoded once.
+        shortcuts skip rows: given the previous call's pair, only the samples whose caption changed are encoded
+        (after a refinement most captions are unchanged), and identical captions in the batch are encoded once.
+        Both need the host to see the ids, so `fixed_steps` (static shapes) encodes every row.
         """
-        caption_ids = self.caption_tokenizer(visual_logits.detach().argmax(dim=-1), early_exit=early_exit)
+        caption_ids = self.caption_tokenizer(
+            visual_logits.detach().argmax(dim=-1), early_exit=not fixed_steps
+        )
+        if fixed_steps:
+            return caption_ids, self.encode_captions(caption_ids)
         if previous_captions is None:
             pending = torch.arange(caption_ids.shape[0], device=caption_ids.device)
             text_features = None
@@ -827,11 +594,8 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
             pending = (caption_ids != previous_ids).any(dim=1).nonzero().squeeze(1)
             if not pending.numel():
                 return caption_ids, text_features
-        if deduplicate:
-            unique_ids, inverse = torch.unique(caption_ids[pending], dim=0, return_inverse=True)
-            encoded = self.encode_captions(unique_ids)[inverse]
-        else:
-            encoded = self.encode_captions(caption_ids[pending])
+        unique_ids, inverse = torch.unique(caption_ids[pending], dim=0, return_inverse=True)
+        encoded = self.encode_captions(unique_ids)[inverse]
         if text_features is None:
             return caption_ids, encoded
         return caption_ids, text_features.index_copy(0, pending, encoded)
@@ -923,9 +687,12 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
             visual_logits, _ = self.visual_decoder(
                 context, visual_memory, query_mask=query_mask, content_mask=content_mask
             )
-            cross_memory, _ = self.build_cross_memory(visual_logits, image_memory)
+            cross_memory = self.build_cross_memory(visual_logits, image_memory)
             cross_logits, _ = self.cross_decoder(
-                context, cross_memory, query_mask=query_mask, content_mask=content_mask
+                context,
+                self.cross_decoder.project_memory(cross_memory),
+                query_mask=query_mask,
+                content_mask=content_mask,
             )
             visual_loss = F.cross_entropy(
                 visual_logits.flatten(0, 1), targets.flatten(), ignore_index=config.pad_id
@@ -942,155 +709,168 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
                 num_targets = (targets != config.pad_id).sum()
         return loss / total_weight, outputs[0], outputs[1]
 
-    # -- inference -----------------------------------------------------------------------------------------
-
-    def _autoregressive(
-        self,
-        decoder: Clip4StrDecoder,
-        memory: torch.Tensor | list[tuple[torch.Tensor, torch.Tensor]],
-        context: torch.Tensor,
-        num_steps: int,
-        stop_at_eos: bool,
-        use_cache: bool,
-    ) -> torch.Tensor:
-        """Greedy decoding of `num_steps` positions, one query per step; writes each prediction into `context`
-        (which starts with [B]) and returns the logits of the steps run.
-
-        `use_cache=False` is the official order of work, kept as the reference: the whole prefix goes through
-        the decoder again and the memory is re-projected at every step. With the cache, `memory` is the
-        decoder's `project_memory` keys/values, projected once by the caller, and every step only embeds its new
-        context token.
-        """
-        eos_id = self.config.eos_id
-        causal = torch.triu(torch.full((num_steps, num_steps), float("-inf"), device=context.device), 1)
-        if use_cache:
-            memory_key_values = memory
-            # Without early stop the loop is static: attend over the whole preallocated cache, future masked.
-            cache = Clip4StrDecoderCache(
-                decoder, context.shape[0], num_steps, memory_key_values[0][0], full=not stop_at_eos
-            )
-        steps = []
-        for step in range(num_steps):
-            if use_cache:
-                key_mask = None if stop_at_eos else causal[step][None, None, None, :]
-                logits = decoder.step(context[:, step : step + 1], step, memory_key_values, cache, key_mask)
-            else:
-                queries = decoder.pos_queries[:, step : step + 1].expand(context.shape[0], -1, -1)
-                logits, _ = decoder(
-                    context[:, : step + 1],
-                    memory,
-                    queries=queries,
-                    content_mask=causal[: step + 1, : step + 1],
-                )
-            steps.append(logits)
-            if step + 1 < num_steps:
-                context[:, step + 1] = logits[:, 0].argmax(-1)
-                if stop_at_eos and bool((context == eos_id).any(dim=-1).all()):
-                    break
-        return torch.cat(steps, dim=1)
+    # -- inference: the official evaluation, stage by stage ------------------------------------------------
 
     def decode(
-        self, image_memory: torch.Tensor, use_cache: bool = True, fixed_steps: bool | None = None
+        self, image_memory: torch.Tensor, options: Clip4StrDecodingOptions | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The official eval-mode decoding; returns `(cross_logits, visual_logits)`.
 
-        1. visual decoder, autoregressive, stopping once every sample has produced [E];
-        2. cross-modal decoder over the same number of steps, its memory built once from step 1;
-        3. `refine_iters` cloze refinements of both decoders, the cross memory recomputed from the refined
-           visual prediction.
+        1. visual autoregressive decoding: the visual decoder reads the image, stopping once every sample has
+           produced [E];
+        2. cross-modal autoregressive decoding over the same steps: the cross-modal decoder reads the image and
+           the CLIP text encoding of step 1's caption;
+        3. `refine_iters` cloze refinements of both decoders, the caption re-encoded from the refined visual
+           prediction.
 
-        `use_cache=False` runs the official order of work (see `_autoregressive`), for reference. `fixed_steps`
-        (default `config.decode_fixed_steps`) never stops early, so every shape is static (torch.compile, CUDA
-        graphs, export); positions after [E] are padding for the refinement, so the outputs are the same.
-        With the cache, each decoder projects the image memory's keys/values once for all its stages, and (not
-        in the static mode) the text tower encodes each distinct caption once and none the refinement left
-        unchanged.
+        Each decoder projects the image memory's keys/values once for all its stages, and each autoregressive
+        step computes the keys/values of its new context token only. `options` defaults to the config's.
         """
-        config = self.config
-        fixed_steps = config.decode_fixed_steps if fixed_steps is None else fixed_steps
-        batch = image_memory.shape[0]
-        device = image_memory.device
-        num_steps = config.max_label_length + 1
-        causal = torch.triu(torch.full((num_steps, num_steps), float("-inf"), device=device), 1)
-        visual_queries = self.visual_decoder.pos_queries[:, :num_steps].expand(batch, -1, -1)
-        cross_queries = self.cross_decoder.pos_queries[:, :num_steps].expand(batch, -1, -1)
-        bos = torch.full((batch, 1), config.bos_id, dtype=torch.long, device=device)
-        # Skipping unchanged and repeated captions needs data-dependent batch subsets: not in the static mode,
-        # and not in the reference order of work.
-        reuse_captions = use_cache and not fixed_steps
+        options = options or Clip4StrDecodingOptions.from_config(self.config)
+        # Contiguous: every decoding step streams them.
+        visual_memory = [
+            (keys.contiguous(), values.contiguous())
+            for keys, values in self.visual_decoder.project_memory(image_memory)
+        ]
+        cross_image_memory = self.cross_decoder.project_memory(image_memory)
 
-        visual_memory = image_memory
-        if use_cache:
-            # Every stage of a decoder reads the same image memory: its keys/values are projected once per
-            # decoder (contiguous, as every step streams them), and each cross-modal stage projects only the
-            # text tokens of its caption.
-            visual_memory = [
-                (k.contiguous(), v.contiguous()) for k, v in self.visual_decoder.project_memory(image_memory)
-            ]
-            cross_image_memory = self.cross_decoder.project_memory(image_memory)
-
-        def cross_memory_of(visual_logits, previous_captions=None):
-            if not use_cache:
-                return self.build_cross_memory(visual_logits, image_memory, not fixed_steps)
-            captions = self.encode_predicted_captions(
-                visual_logits, not fixed_steps, previous_captions, deduplicate=reuse_captions
+        beyond_official_stop = None
+        if options.autoregressive:
+            visual_logits = self.visual_autoregressive_decoding(visual_memory, options)
+            captions = self.encode_predicted_captions(visual_logits, fixed_steps=options.fixed_steps)
+            cross_logits = self.cross_modal_autoregressive_decoding(
+                self._cross_memory(cross_image_memory, captions), num_steps=visual_logits.shape[1]
             )
-            text_features = captions[1].to(image_memory.dtype)
-            return self.cross_decoder.extend_memory(cross_image_memory, text_features), captions
-
-        if config.decode_ar:
-            context = torch.full((batch, num_steps), config.pad_id, dtype=torch.long, device=device)
-            context[:, 0] = config.bos_id
-            visual_logits = self._autoregressive(
-                self.visual_decoder, visual_memory, context, num_steps, not fixed_steps, use_cache
-            )
-            # The cross-modal decoder overwrites the same context with its own predictions, as officially.
-            cross_memory, captions = cross_memory_of(visual_logits)
-            cross_logits = self._autoregressive(
-                self.cross_decoder, cross_memory, context, visual_logits.shape[1], False, use_cache
-            )
-            if fixed_steps:
-                # The official loop would have stopped after the step at which every sample had emitted [E];
-                # the cross-modal context beyond that step must stay out of the first refinement.
-                is_eos = visual_logits.argmax(-1) == config.eos_id
-                stopped_at = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1) + 1, num_steps).max()
-                beyond_stop = torch.arange(num_steps, device=device)[None, :] >= stopped_at
+            if options.fixed_steps:
+                beyond_official_stop = self._beyond_official_stop(visual_logits)
         else:
-            visual_logits, _ = self.visual_decoder(bos, visual_memory, queries=visual_queries)
-            cross_memory, captions = cross_memory_of(visual_logits)
-            cross_logits, _ = self.cross_decoder(bos, cross_memory, queries=cross_queries)
-
-        # Cloze mask: each position sees the whole context except the character it is asked to predict. The
-        # official code edits the shared query/content mask in place, so the content stream gets it too.
-        cloze = causal.masked_fill(torch.ones_like(causal, dtype=torch.bool).triu(2), 0.0)
-
-        def refine(decoder, previous_logits, memory, queries, extra_padding=None):
-            context = torch.cat([bos, previous_logits[:, :-1].argmax(-1)], dim=1)
-            padding = (context == config.eos_id).cumsum(-1) > 0
-            if extra_padding is not None:
-                padding = padding | extra_padding
-            length = context.shape[1]
-            logits, _ = decoder(
-                context,
-                memory,
-                queries=queries,
-                query_mask=_additive_mask(cloze[:, :length], padding),
-                content_mask=_additive_mask(cloze[:length, :length], padding),
+            visual_logits = self.parallel_decoding(self.visual_decoder, visual_memory)
+            captions = self.encode_predicted_captions(visual_logits, fixed_steps=options.fixed_steps)
+            cross_logits = self.parallel_decoding(
+                self.cross_decoder, self._cross_memory(cross_image_memory, captions)
             )
-            return logits
 
-        for iteration in range(config.refine_iters):
-            visual_logits = refine(self.visual_decoder, visual_logits, visual_memory, visual_queries)
-            cross_memory, captions = cross_memory_of(visual_logits, captions if reuse_captions else None)
-            first_fixed = fixed_steps and config.decode_ar and iteration == 0
-            cross_logits = refine(
-                self.cross_decoder,
-                cross_logits,
-                cross_memory,
-                cross_queries,
-                beyond_stop if first_fixed else None,
+        for _ in range(options.refine_iters):
+            visual_logits = self.cloze_refinement(self.visual_decoder, visual_logits, visual_memory)
+            captions = self.encode_predicted_captions(
+                visual_logits, None if options.fixed_steps else captions, options.fixed_steps
             )
+            cross_memory = self._cross_memory(cross_image_memory, captions)
+            cross_logits = self.cloze_refinement(
+                self.cross_decoder, cross_logits, cross_memory, hidden=beyond_official_stop
+            )
+            beyond_official_stop = None  # the first refinement read all positions: nothing is left to hide
         return cross_logits, visual_logits
+
+    def visual_autoregressive_decoding(
+        self, memory_key_values: list[tuple[torch.Tensor, torch.Tensor]], options: Clip4StrDecodingOptions
+    ) -> torch.Tensor:
+        """Greedy decoding of the visual decoder over the image; stops once every sample has produced [E]
+        (not with `fixed_steps`). Returns the logits of the steps run."""
+        return self._greedy_decoding(
+            self.visual_decoder,
+            memory_key_values,
+            self.config.max_label_length + 1,
+            stop_at_eos=not options.fixed_steps,
+        )
+
+    def cross_modal_autoregressive_decoding(
+        self, memory_key_values: list[tuple[torch.Tensor, torch.Tensor]], num_steps: int
+    ) -> torch.Tensor:
+        """Greedy decoding of the cross-modal decoder over the image and the caption, for the `num_steps` steps
+        the visual decoder ran (no early stop of its own, as officially)."""
+        return self._greedy_decoding(self.cross_decoder, memory_key_values, num_steps, stop_at_eos=False)
+
+    def parallel_decoding(
+        self, decoder: Clip4StrDecoder, memory_key_values: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> torch.Tensor:
+        """Non-autoregressive reading (`decode_ar=False`): every position at once, from the [B] context alone."""
+        batch = memory_key_values[0][0].shape[0]
+        bos = torch.full(
+            (batch, 1), self.config.bos_id, dtype=torch.long, device=memory_key_values[0][0].device
+        )
+        queries = decoder.pos_queries[:, : self.config.max_label_length + 1].expand(batch, -1, -1)
+        return decoder(bos, memory_key_values, queries=queries)[0]
+
+    def cloze_refinement(
+        self,
+        decoder: Clip4StrDecoder,
+        previous_logits: torch.Tensor,
+        memory_key_values: list[tuple[torch.Tensor, torch.Tensor]],
+        hidden: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One refinement (PARSeq's cloze): every position is predicted again from the whole previous prediction
+        except the character it is asked for; context after the first [E] (and `hidden`, a boolean `(batch,
+        length)` mask) is padding."""
+        config = self.config
+        batch, device = previous_logits.shape[0], previous_logits.device
+        num_steps = config.max_label_length + 1
+        bos = torch.full((batch, 1), config.bos_id, dtype=torch.long, device=device)
+        context = torch.cat([bos, previous_logits[:, :-1].argmax(-1)], dim=1)
+        padding = (context == config.eos_id).cumsum(-1) > 0
+        if hidden is not None:
+            padding = padding | hidden
+        # Query i may not see context i + 1, the character it predicts. The official code edits the shared
+        # query/content mask in place, so the content stream gets the same mask.
+        cloze = torch.zeros(num_steps, num_steps, device=device)
+        cloze = cloze.masked_fill(torch.ones_like(cloze, dtype=torch.bool).triu(1).tril(1), float("-inf"))
+        length = context.shape[1]
+        queries = decoder.pos_queries[:, :num_steps].expand(batch, -1, -1)
+        logits, _ = decoder(
+            context,
+            memory_key_values,
+            queries=queries,
+            query_mask=_additive_mask(cloze[:, :length], padding),
+            content_mask=_additive_mask(cloze[:length, :length], padding),
+        )
+        return logits
+
+    def _cross_memory(
+        self,
+        image_key_values: list[tuple[torch.Tensor, torch.Tensor]],
+        captions: tuple[torch.Tensor, torch.Tensor],
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The cross-modal decoder's memory keys/values: the image's, projected once per decoding, followed by
+        those of the caption's text tokens."""
+        text_features = captions[1].to(image_key_values[0][0].dtype)
+        return self.cross_decoder.extend_memory(image_key_values, text_features)
+
+    def _greedy_decoding(
+        self,
+        decoder: Clip4StrDecoder,
+        memory_key_values: list[tuple[torch.Tensor, torch.Tensor]],
+        num_steps: int,
+        stop_at_eos: bool,
+    ) -> torch.Tensor:
+        """One query per step, each step's prediction the next step's context token (the context starts with
+        [B]); the decoder's cache keeps the context keys/values of earlier steps. Returns the steps' logits."""
+        config = self.config
+        reference = memory_key_values[0][0]
+        batch = reference.shape[0]
+        context = torch.full((batch, num_steps), config.pad_id, dtype=torch.long, device=reference.device)
+        context[:, 0] = config.bos_id
+        causal = torch.triu(torch.full((num_steps, num_steps), float("-inf"), device=reference.device), 1)
+        # Without early stop the loop is static: attend over the whole preallocated cache, future slots masked.
+        cache = Clip4StrDecoderCache(decoder, batch, num_steps, reference, full=not stop_at_eos)
+        steps = []
+        for step in range(num_steps):
+            key_mask = None if stop_at_eos else causal[step][None, None, None, :]
+            logits = decoder.step(context[:, step : step + 1], step, memory_key_values, cache, key_mask)
+            steps.append(logits)
+            if step + 1 < num_steps:
+                context[:, step + 1] = logits[:, 0].argmax(-1)
+                if stop_at_eos and bool((context == config.eos_id).any(dim=-1).all()):
+                    break
+        return torch.cat(steps, dim=1)
+
+    def _beyond_official_stop(self, visual_logits: torch.Tensor) -> torch.Tensor:
+        """With fixed steps: the positions after the step at which the official loop would have stopped (every
+        sample had emitted [E]), `(1, steps)`. The cross-modal context there must stay out of the first
+        refinement."""
+        num_steps = visual_logits.shape[1]
+        is_eos = visual_logits.argmax(-1) == self.config.eos_id
+        stopped_at = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1) + 1, num_steps).max()
+        return torch.arange(num_steps, device=visual_logits.device)[None, :] >= stopped_at
 
     def forward(
         self,
@@ -1125,7 +905,7 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
 Clip4StrForSceneTextRecognition.register_for_auto_class("AutoModel")
 
 __all__ = [
-    "Clip4StrCaptionTokenizer",
+    "Clip4StrDecodingOptions",
     "Clip4StrForSceneTextRecognition",
     "Clip4StrOutput",
     "Clip4StrPreTrainedModel",

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 from transformers import Pipeline
-from transformers.image_utils import load_image
+
+from .image_loading import load_rgb_image
 
 
 class SceneTextRecognitionPipeline(Pipeline):
@@ -22,7 +21,8 @@ class SceneTextRecognitionPipeline(Pipeline):
     reader(["a.png", pil_image, numpy_array], batch_size=8)  # one list per image
     ```
 
-    Inputs are file paths (or URLs), PIL images or numpy arrays (H, W[, C], RGB), alone or in a list. The score
+    Inputs are anything `load_rgb_image` reads (file paths, URLs, bytes, PIL images, numpy arrays, torch tensors),
+    alone or in a list. The score
     is the product of the per-character confidences (and of the end token), as `Clip4StrProcessor.batch_decode`.
     """
 
@@ -37,12 +37,7 @@ class SceneTextRecognitionPipeline(Pipeline):
         return ({} if timeout is None else {"timeout": timeout}), {}, {}
 
     def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, torch.Tensor]:
-        if isinstance(image, str):
-            image = load_image(image, timeout=timeout)
-        elif not isinstance(image, Image.Image | np.ndarray | torch.Tensor):
-            raise TypeError(
-                f"scene-text-recognition takes file paths, PIL images or numpy arrays, got {type(image).__name__}"
-            )
+        image = load_rgb_image(image, timeout=timeout)
         pixel_values = self.processor(images=image, return_tensors="pt")["pixel_values"]
         return {"pixel_values": pixel_values.to(self.dtype)}
 

@@ -1,0 +1,297 @@
+"""The predicted caption of CLIP4STR's cross-modal branch as CLIP BPE ids, computed on tensors.
+
+The cross-modal branch turns every prediction into CLIP BPE ids. Captions only hold printable ASCII (the caption
+charset is validated), so each character is one byte-level token and the whole tokenizer — the word split of
+CLIP's pre-tokenizer regex and the merges — can run batched on the model's device, with the merge table stored
+in the weights. That keeps a checkpoint folder self-contained and decoding free of Python work per sample.
+
+The merge table comes from CLIP's own files; the readers for them live here too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .configuration_clip4str import Clip4StrConfig
+
+_CLIP_NUM_BYTE_TOKENS = 256  # byte-level tokens; the same 256 followed by "</w>" come next, then the merges
+_CLIP_FIRST_MERGE_ID = 2 * _CLIP_NUM_BYTE_TOKENS
+_CLIP_CONTRACTIONS = ("s", "t", "re", "ve", "m", "ll", "d")  # CLIP's regex: 's|'t|'re|'ve|'m|'ll|'d
+
+
+def _clip_byte_tokens() -> list[str]:
+    """CLIP's byte-to-unicode table in id order (OpenAI `bytes_to_unicode`)."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    codepoints = list(printable)
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codepoints.append(256 + extra)
+            extra += 1
+    return [chr(c) for c in codepoints]
+
+
+def _ascii_token_id(char: str, end_of_word: bool) -> int:
+    # Printable ASCII bytes come first in the byte-to-unicode table, in order, from "!".
+    return ord(char) - ord("!") + (_CLIP_NUM_BYTE_TOKENS if end_of_word else 0)
+
+
+def clip_bpe_merge_table(
+    merges: Sequence[tuple[str, str]], vocab: dict[str, int], vocab_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn CLIP BPE merges (in rank order) into the model's lookup buffers.
+
+    Returns `(pair_keys, pair_ranks)`: `left_id * vocab_size + right_id` sorted ascending, and each pair's rank.
+    The token a merge produces has id `512 + rank` in CLIP's vocabulary; this is checked.
+    """
+    keys = []
+    for rank, (left, right) in enumerate(merges):
+        if vocab.get(left + right) != _CLIP_FIRST_MERGE_ID + rank:
+            raise ValueError(
+                f"CLIP BPE merge {rank} ({left!r} + {right!r}) does not produce token id "
+                f"{_CLIP_FIRST_MERGE_ID + rank}: this is not the CLIP vocabulary"
+            )
+        keys.append(vocab[left] * vocab_size + vocab[right])
+    pair_keys = torch.tensor(keys, dtype=torch.int64)
+    pair_keys, order = torch.sort(pair_keys)
+    return pair_keys, order.to(torch.int32)
+
+
+def read_openai_clip_merges(path: str | Path) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """Read OpenAI's `bpe_simple_vocab_16e6.txt.gz` (shipped by e.g. open-clip-torch): merges and vocabulary."""
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        lines = handle.read().split("\n")
+    # The OpenAI tokenizer keeps the first 49152 - 256 - 2 merges after the header line.
+    merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
+    byte_tokens = _clip_byte_tokens()
+    tokens = byte_tokens + [t + "</w>" for t in byte_tokens] + ["".join(m) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    return merges, {token: index for index, token in enumerate(tokens)}
+
+
+def read_tokenizer_merges(tokenizer_json: str | Path) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """Read merges and vocabulary from a `tokenizer.json` of a CLIP checkpoint (HF tokenizers format)."""
+    model = json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    return merges, model["vocab"]
+
+
+def read_vocab_and_merges_files(
+    vocab_json: str | Path, merges_txt: str | Path
+) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """Read merges and vocabulary from the slow CLIP tokenizer's `vocab.json` and `merges.txt`."""
+    vocab = json.loads(Path(vocab_json).read_text(encoding="utf-8"))
+    lines = Path(merges_txt).read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split()) for line in lines if line and not line.startswith("#version")]
+    return merges, vocab
+
+
+def installed_openai_merges_file() -> Path | None:
+    """OpenAI's merges file as shipped inside open-clip-torch, located without importing the package."""
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
+    return path if path.is_file() else None
+
+
+class Clip4StrCaptionTokenizer(nn.Module):
+    """Maps decoder predictions to the CLIP BPE ids of their caption, batched on the model's device.
+
+    Reproduces the official path exactly: argmax ids -> text cut at the first "[E]" -> charset adapter of the
+    caption charset -> CLIP tokenizer (lower-casing, regex word split, byte-level BPE) -> [SOT] tokens [EOT],
+    zero-padded to the context length, truncation keeping [EOT] in the last slot.
+    """
+
+    def __init__(self, config: Clip4StrConfig) -> None:
+        super().__init__()
+        self.context_length = config.text_context_length
+        self.vocab_size = config.text_config.vocab_size
+        self.sot_id = self.vocab_size - 2
+        self.eot_id = self.vocab_size - 1
+        self.eos_id = config.eos_id
+        num_merges = self.vocab_size - _CLIP_FIRST_MERGE_ID - 2
+        self.register_buffer("bpe_pair_keys", torch.zeros(num_merges, dtype=torch.int64))
+        self.register_buffer("bpe_pair_ranks", torch.zeros(num_merges, dtype=torch.int32))
+
+        self.charset = config.charset
+        self.caption_charset = config.caption_charset
+        # Lookup tables derived from the config (not saved); `reset_lookup_tables` fills them, also after loading.
+        self.register_buffer(
+            "byte_token_of_id", torch.empty(config.num_decoder_tokens, dtype=torch.int64), persistent=False
+        )
+        self.register_buffer("class_of_byte_token", torch.empty(94, dtype=torch.int64), persistent=False)
+        self.reset_lookup_tables()
+        self.apostrophe = _ascii_token_id("'", end_of_word=False)
+        self.contraction_tokens = [
+            [_ascii_token_id(c, False) for c in suffix] for suffix in _CLIP_CONTRACTIONS
+        ]
+
+        # The official caption is a *string* cut at the first "[E]", so the three characters "[", "E", "]"
+        # predicted in a row end it just like the [E] token does.
+        char_to_id = {char: index for index, char in enumerate(config.charset, start=1)}
+        self.literal_eos_ids = [char_to_id[c] for c in "[E]"] if all(c in char_to_id for c in "[E]") else None
+
+    @torch.no_grad()
+    def reset_lookup_tables(self) -> None:
+        # Per decoder token: the CLIP byte token its caption character becomes, or -1 when the caption charset
+        # drops it. CLIP lower-cases everything it reads, after the charset adapter decided what to keep.
+        caption_charset = self.caption_charset
+        lowercase_only = caption_charset == caption_charset.lower()
+        uppercase_only = caption_charset == caption_charset.upper()
+        byte_token = torch.full_like(self.byte_token_of_id, -1, device="cpu")
+        for index, char in enumerate(self.charset, start=1):
+            adapted = char.lower() if lowercase_only else char.upper() if uppercase_only else char
+            if len(adapted) == 1 and adapted in caption_charset:
+                byte_token[index] = _ascii_token_id(adapted.lower(), end_of_word=False)
+        self.byte_token_of_id.copy_(byte_token)
+        # Character classes of CLIP's pre-tokenizer over the 94 printable ASCII byte tokens: letter, digit, other.
+        ascii_chars = [chr(c) for c in range(ord("!"), ord("~") + 1)]
+        self.class_of_byte_token.copy_(
+            torch.tensor([0 if c.isalpha() else 1 if c.isdigit() else 2 for c in ascii_chars])
+        )
+
+    @property
+    def has_merges(self) -> bool:
+        return bool(self.bpe_pair_keys.numel()) and bool(self.bpe_pair_keys[-1] > 0)
+
+    def load_merges(self, merges: Sequence[tuple[str, str]], vocab: dict[str, int]) -> None:
+        keys, ranks = clip_bpe_merge_table(merges, vocab, self.vocab_size)
+        if keys.shape != self.bpe_pair_keys.shape:
+            raise ValueError(
+                f"expected {self.bpe_pair_keys.numel()} CLIP BPE merges for a text vocabulary of "
+                f"{self.vocab_size}, got {keys.numel()}"
+            )
+        with torch.no_grad():
+            self.bpe_pair_keys.copy_(keys)
+            self.bpe_pair_ranks.copy_(ranks)
+
+    def _cut_and_adapt(self, pred_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Byte tokens of each caption, left-aligned, and the caption lengths."""
+        ends = pred_ids == self.eos_id
+        if self.literal_eos_ids is not None and pred_ids.shape[1] >= 3:
+            open_id, e_id, close_id = self.literal_eos_ids
+            literal = (
+                (pred_ids[:, :-2] == open_id) & (pred_ids[:, 1:-1] == e_id) & (pred_ids[:, 2:] == close_id)
+            )
+            ends[:, :-2] |= literal
+        before_end = ends.cumsum(dim=1) == 0
+        tokens = self.byte_token_of_id[pred_ids]
+        keep = before_end & (tokens >= 0)
+        # A stable sort on "dropped" moves the kept characters to the front in their order.
+        order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices
+        return tokens.gather(1, order), keep.sum(dim=1)
+
+    def _word_starts(self, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Where CLIP's regex starts a new piece: letter runs, single digits, punctuation runs and the
+        contractions 's 't 're 've 'm 'll 'd, which the regex tries first at the start of a punctuation run."""
+        char_class = self.class_of_byte_token[tokens.clamp(min=0)]
+        previous_class = F.pad(char_class[:, :-1], (1, 0), value=-1)
+        starts = (char_class != previous_class) | (char_class == 1)
+        punctuation_start = (char_class == 2) & (previous_class != 2)
+        length = tokens.shape[1]
+        inside_contraction = torch.zeros_like(starts)
+        after_contraction = torch.zeros_like(starts)
+        for suffix in self.contraction_tokens:
+            span = len(suffix) + 1
+            if span > length:
+                continue
+            match = punctuation_start[:, : length - span + 1] & (
+                tokens[:, : length - span + 1] == self.apostrophe
+            )
+            for offset, token in enumerate(suffix, start=1):
+                match = match & (tokens[:, offset : length - span + 1 + offset] == token)
+            match = match & valid[:, span - 1 :]
+            for offset in range(1, span):
+                inside_contraction[:, offset : length - span + 1 + offset] |= match
+            if span < length:
+                after_contraction[:, span : length + 1] |= match[:, : length - span]
+        starts = (starts & ~inside_contraction) | after_contraction
+        starts[:, 0] = True
+        return starts & valid
+
+    def _apply_merges(
+        self, tokens: torch.Tensor, word_ids: torch.Tensor, alive: torch.Tensor, early_exit: bool = True
+    ) -> torch.Tensor:
+        """Byte-level BPE of every word at once; each round merges, per word, every non-overlapping occurrence
+        (left to right) of its lowest-ranked pair, as CLIP's `bpe()` does."""
+        batch, length = tokens.shape
+        no_rank = torch.iinfo(torch.int64).max
+        for _ in range(length):
+            order = torch.sort((~alive).to(torch.uint8), dim=1, stable=True).indices
+            tokens, word_ids, alive = (
+                tokens.gather(1, order),
+                word_ids.gather(1, order),
+                alive.gather(1, order),
+            )
+            pair_ok = alive[:, :-1] & alive[:, 1:] & (word_ids[:, :-1] == word_ids[:, 1:])
+            keys = tokens[:, :-1].clamp(min=0) * self.vocab_size + tokens[:, 1:].clamp(min=0)
+            slot = torch.searchsorted(self.bpe_pair_keys, keys).clamp(max=self.bpe_pair_keys.numel() - 1)
+            known = pair_ok & (self.bpe_pair_keys[slot] == keys)
+            ranks = torch.where(known, self.bpe_pair_ranks[slot].to(torch.int64), no_rank)
+            pair_words = word_ids[:, :-1].clamp(min=0)
+            best = torch.full((batch, length), no_rank, dtype=torch.int64, device=tokens.device)
+            best = best.scatter_reduce(1, pair_words, ranks, reduce="amin")
+            chosen = known & (ranks == best.gather(1, pair_words))
+            # Overlapping occurrences (a pair of equal tokens in a run) merge left to right: keep every other.
+            run_start = chosen & ~F.pad(chosen[:, :-1], (1, 0), value=False)
+            positions = torch.arange(length - 1, device=tokens.device).expand(batch, -1)
+            start_index = torch.where(run_start, positions, 0).cummax(dim=1).values
+            chosen = chosen & ((positions - start_index) % 2 == 0)
+            if early_exit and not bool(chosen.any()):
+                break
+            merged = F.pad(chosen, (0, 1), value=False)
+            absorbed = F.pad(chosen, (1, 0), value=False)
+            tokens = torch.where(merged, F.pad(ranks, (0, 1), value=0) + _CLIP_FIRST_MERGE_ID, tokens)
+            alive = alive & ~absorbed
+        order = torch.sort((~alive).to(torch.uint8), dim=1, stable=True).indices
+        return torch.where(alive.gather(1, order), tokens.gather(1, order), -1)
+
+    def forward(self, pred_ids: torch.Tensor, early_exit: bool = True) -> torch.Tensor:
+        """`(batch, steps)` decoder ids -> `(batch, context_length)` CLIP text ids. `early_exit=False` runs
+        every merge round (no host synchronisation: static for compilation)."""
+        if not self.has_merges:
+            raise RuntimeError(
+                "The CLIP BPE merges of the cross-modal branch are not loaded: load a CLIP4STR checkpoint, build "
+                "the model with `from_clip`, or install open-clip-torch before creating a model from a config."
+            )
+        tokens, lengths = self._cut_and_adapt(pred_ids)
+        batch, length = tokens.shape
+        valid = torch.arange(length, device=tokens.device)[None, :] < lengths[:, None]
+        starts = self._word_starts(tokens, valid)
+        word_ids = torch.where(valid, starts.cumsum(dim=1) - 1, -1)
+        word_ends = valid & F.pad(starts[:, 1:] | ~valid[:, 1:], (0, 1), value=True)
+        tokens = torch.where(word_ends, tokens + _CLIP_NUM_BYTE_TOKENS, tokens)
+        pieces = self._apply_merges(torch.where(valid, tokens, -1), word_ids, valid, early_exit)
+
+        body = self.context_length - 2
+        pieces = F.pad(pieces, (0, max(0, body - pieces.shape[1])), value=-1)[:, :body]
+        num_pieces = (pieces >= 0).sum(dim=1)
+        ids = torch.zeros(batch, self.context_length, dtype=torch.int64, device=pred_ids.device)
+        ids[:, 0] = self.sot_id
+        ids[:, 1 : body + 1] = pieces.clamp(min=0)
+        ids.scatter_(1, (num_pieces + 1)[:, None], self.eot_id)
+        return ids
+
+
+__all__ = [
+    "Clip4StrCaptionTokenizer",
+    "clip_bpe_merge_table",
+    "installed_openai_merges_file",
+    "read_openai_clip_merges",
+    "read_tokenizer_merges",
+    "read_vocab_and_merges_files",
+]
