@@ -50,6 +50,7 @@ MODEL_FILES = {
         "image_processing_tcm.py",
         "model.safetensors",
         "modeling_tcm.py",
+        "optimization_tcm.py",  # imported by TcmForSceneTextDetection.optimize_for_inference
         "preprocessor_config.json",
     ],
 }
