@@ -44,6 +44,7 @@ MODEL_FILES = {
         "image_processing_tcm.py",
         "model.safetensors",
         "modeling_tcm.py",
+        "optimization_tcm.py",  # imported by TcmForSceneTextDetection.optimize_for_inference
         "pipeline_files_tcm.py",
         "preprocessor_config.json",
     ],
