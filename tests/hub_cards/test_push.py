@@ -31,6 +31,7 @@ except ImportError:  # an installation without the pipelines publishes models wi
 MODEL_FILES = {
     "clip4str": [
         "README.md",
+        "caption_tokenizer_clip4str.py",
         "config.json",
         "configuration_clip4str.py",
         "image_processing_clip4str.py",
