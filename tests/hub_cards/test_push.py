@@ -24,6 +24,7 @@ from ..tiny_models import save_tiny_detector, save_tiny_recognizer, tiny_recogni
 MODEL_FILES = {
     "clip4str": [
         "README.md",
+        "caption_tokenizer_clip4str.py",
         "config.json",
         "configuration_clip4str.py",
         "image_processing_clip4str.py",
