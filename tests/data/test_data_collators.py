@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import AutoImageProcessor, AutoProcessor
+from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
 from scenetext.data.collators import (
     DetectionCollator,
@@ -71,10 +71,18 @@ def test_rows_keep_their_stored_orientation_and_their_value_range(processor):
     assert torch.equal(pixel_values, processor(images=[gray.convert("RGB")])["pixel_values"])
 
 
+def remote_class(folder, reference: str):
+    """The class a machine without this package gets from `folder` with trust_remote_code: the folder's copy of
+    the code, imported as a dynamic module (here, `import scenetext` registered the package's own classes)."""
+    return get_class_from_dynamic_module(reference, folder)
+
+
 def test_collators_accept_processors_loaded_with_trust_remote_code(processor, tmp_path):
-    """`AutoProcessor(..., trust_remote_code=True)` imports the saved folder's copy of the code: another class."""
+    """A processor loaded from a folder's own code is another class than the package's."""
     processor.save_pretrained(tmp_path / "recognizer")
-    remote = AutoProcessor.from_pretrained(tmp_path / "recognizer", trust_remote_code=True)
+    remote = remote_class(tmp_path / "recognizer", "processing_clip4str.Clip4StrProcessor").from_pretrained(
+        tmp_path / "recognizer"
+    )
     assert type(remote) is not Clip4StrProcessor and type(remote).__name__ == "Clip4StrProcessor"
     rows = [render_word_sample(index, seed=5) for index in range(2)]
     ours = RecognitionCollator(processor, seed=1)(rows)
@@ -84,7 +92,9 @@ def test_collators_accept_processors_loaded_with_trust_remote_code(processor, tm
 
     image_processor = TcmImageProcessor(size={"shortest_edge": 96, "longest_edge": 128})
     image_processor.save_pretrained(tmp_path / "detector")
-    remote_detector = AutoImageProcessor.from_pretrained(tmp_path / "detector", trust_remote_code=True)
+    remote_detector = remote_class(
+        tmp_path / "detector", "image_processing_tcm.TcmImageProcessor"
+    ).from_pretrained(tmp_path / "detector")
     assert type(remote_detector) is not TcmImageProcessor
     scene = render_scene_sample(
         0, seed=0, config=SyntheticSceneConfig(image_size=(96, 128), num_words=(1, 1))

@@ -501,6 +501,14 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
             layer.requires_grad_(False)
 
     @classmethod
+    def from_pretrained(cls, *args, **kwargs) -> Clip4StrForSceneTextRecognition:
+        """`PreTrainedModel.from_pretrained`, keeping the official freezing: loading replaces the parameters,
+        which resets the `requires_grad` that `__init__` set."""
+        model = super().from_pretrained(*args, **kwargs)
+        model.freeze_text_layers(model.config.text_freeze_nlayer)
+        return model
+
+    @classmethod
     def from_clip(cls, name_or_path: str | Path, **config_kwargs) -> Clip4StrForSceneTextRecognition:
         """Start from a transformers `CLIPModel` checkpoint (Hub id or local folder): both towers and projections
         come from CLIP, the decoders are new, and the official freezing applies (`text_freeze_nlayer`).

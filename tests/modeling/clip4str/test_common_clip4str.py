@@ -1,6 +1,5 @@
 """CLIP4STR through the checks every model passes (tests/modeling/test_modeling_common.py)."""
 
-import pytest
 import torch
 
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
@@ -34,11 +33,3 @@ class TestClip4StrCommon(ModelTesterMixin):
     model_tester = Clip4StrModelTester()
     compared_outputs = ("logits", "visual_logits")
     bf16_atol = 0.1
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="from_pretrained replaces the parameters and so resets requires_grad: the text layers that "
-        "__init__ froze train after loading (TCM re-freezes in its from_pretrained)",
-    )
-    def test_loaded_model_keeps_the_frozen_parameters_frozen(self, tmp_path):
-        super().test_loaded_model_keeps_the_frozen_parameters_frozen(tmp_path)
