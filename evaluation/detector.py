@@ -26,29 +26,15 @@ from scenetext.evaluation.metrics.detection import (
     sweep_score_thresholds,
 )
 from scenetext.modeling.devices import place_model, resolve_device, resolve_precision
+from scenetext.modeling.model_types import require_model_type
 from scenetext.pipelines.image_loading import load_rgb_image
 
+from .benchmarks import preset_num_points
 from .reports import DetectionReport
 from .visualize import draw_match
 
 # A batch of RGB images -> the detected regions of each (polygons in image pixels, with scores).
 DetectionPredictor = Callable[[list[PIL.Image.Image]], list[TextRegions]]
-
-
-# Ground-truth format per dataset preset: 4-point quadrilaterals, or polygons of any size (None). The same
-# names select the released post-processing settings and test scale of TCM's configs in the image processor
-# (`POST_PROCESSING_PRESETS`, `TEST_SIZES` in processors/tcm). MSRA-TD500 ground truth must first be
-# converted to ICDAR quadrilaterals.
-PRESET_NUM_POINTS: dict[str, int | None] = {"icdar2015": 4, "td500": 4, "totaltext": None, "ctw1500": None}
-
-
-def preset_num_points(preset: str) -> int | None:
-    """Points per ground-truth region of a dataset preset (None: polygons of any size)."""
-    if preset not in PRESET_NUM_POINTS:
-        raise ValueError(
-            f"unknown detector preset {preset!r}; expected one of {', '.join(PRESET_NUM_POINTS)}"
-        )
-    return PRESET_NUM_POINTS[preset]
 
 
 def _files_by_name(folder: Path, prefix: str) -> dict[str, Path]:
@@ -268,6 +254,7 @@ def load_detector(
     from scenetext.processors.tcm.image_processing_tcm import TEST_SIZES
 
     preset_num_points(preset)
+    require_model_type(model_path, "tcm", "detector")  # before any weight is read
     torch_device = resolve_device(device)
     precision = resolve_precision(dtype)
     if precision.dynamic_int8:

@@ -25,6 +25,7 @@ from scenetext.evaluation.metrics.recognition import (
     protocol_charset,
 )
 from scenetext.modeling.devices import place_model, resolve_device, resolve_precision
+from scenetext.modeling.model_types import require_model_type
 from scenetext.pipelines.crop_recognition import recognize_crops
 
 from .benchmarks import discover_benchmarks
@@ -181,9 +182,11 @@ def load_recognizer(
 
     Runs on CUDA when available unless `device` says otherwise, in `dtype` (default float32, the precision
     of the official test script; `int8` = float32 with dynamically quantized linear layers, on the CPU).
+    A local folder holding another model type is refused (ValueError) before any weight is read.
     """
     from transformers import AutoModel, AutoProcessor
 
+    require_model_type(model_path, "clip4str", "recognizer")
     model = AutoModel.from_pretrained(str(model_path), trust_remote_code=True)
     model = place_model(model, resolve_device(device), resolve_precision(dtype))
     processor = AutoProcessor.from_pretrained(str(model_path), trust_remote_code=True)

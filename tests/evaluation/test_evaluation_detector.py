@@ -1,6 +1,5 @@
 """Detector evaluation: ICDAR result files scored end to end through the CLI, and the model runner."""
 
-import argparse
 import json
 from pathlib import Path
 
@@ -8,9 +7,10 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from scenetext.cli import evaluate as cli
+from scenetext.cli.main import main
 from scenetext.data.icdar import format_ground_truth_line, format_result_line
 from scenetext.data.icdar_folder import write_icdar_folder
+from scenetext.evaluation import detector as detector_module
 from scenetext.evaluation.detector import evaluate_detector, score_result_files
 from scenetext.evaluation.metrics.detection import TextRegions
 from scenetext.evaluation.visualize import DET_FALSE_POSITIVE, DET_MATCHED, GT_MATCHED, GT_MISSED
@@ -63,10 +63,7 @@ def icdar_files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="scenetext")
-    cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(list(argv))
 
 
 def score_result_files_through_the_cli(res_dir: Path, gt_dir: Path, output: Path) -> int:
@@ -256,7 +253,9 @@ def test_cli_runs_a_model_on_separate_image_and_annotation_folders(
     for path in icdar_folder.glob("gt_*.txt"):
         path.rename(annotations / path.name)
     # Model loading is the processors' business; here a stand-in predictor checks the command's plumbing.
-    monkeypatch.setattr(cli, "load_detector", lambda model, preset, device, dtype: stand_in_predict)
+    monkeypatch.setattr(
+        detector_module, "load_detector", lambda model, preset, device, dtype: stand_in_predict
+    )
     output = tmp_path / "report.json"
     argv = ["evaluate", "detector", "--model", "tiny", "--data", str(icdar_folder), "--ground-truth"]
     assert run_cli(*argv, str(annotations), "--best-hmean-sweep", "--json", str(output)) == 0

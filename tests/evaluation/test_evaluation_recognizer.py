@@ -1,14 +1,14 @@
 """Recognizer evaluation: benchmark discovery on synthetic LMDB folders, runners and the CLI end to end."""
 
-import argparse
 import json
 from pathlib import Path
 
 import PIL.Image
 import pytest
 
-from scenetext.cli import evaluate as cli
+from scenetext.cli.main import main
 from scenetext.data.lmdb import write_lmdb
+from scenetext.evaluation import recognizer as recognizer_module
 from scenetext.evaluation.benchmarks import (
     STANDARD_BENCHMARKS,
     discover_benchmarks,
@@ -108,15 +108,12 @@ def test_benchmark_with_every_label_dropped_is_an_error(tmp_path: Path):
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="scenetext")
-    cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(list(argv))
 
 
 def test_cli_runs_a_model_on_the_benchmarks(benchmark_root, tmp_path, monkeypatch, capsys):
     # Model loading is the processors' business; here a stand-in predictor checks the command's plumbing.
-    monkeypatch.setattr(cli, "load_recognizer", lambda model, device, dtype: fake_predict)
+    monkeypatch.setattr(recognizer_module, "load_recognizer", lambda model, device, dtype: fake_predict)
     output = tmp_path / "report.json"
     code = run_cli(
         "evaluate", "recognizer", "--model", "tiny", "--data", str(benchmark_root), "--json", str(output)
