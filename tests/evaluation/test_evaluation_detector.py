@@ -173,6 +173,19 @@ def test_polygon_preset_reads_polygons(tmp_path):
         score_result_files(res_dir, gt_dir, num_points=4)
 
 
+def test_quadrilateral_errors_say_how_polygon_files_are_read(tmp_path, capsys):
+    gt_dir, res_dir = tmp_path / "gt", tmp_path / "res"
+    hexagon = [0, 0, 10, 0, 20, 5, 10, 10, 0, 10, -10, 5]
+    write(gt_dir / "gt_poly.txt", [format_ground_truth_line(hexagon, "curve")])
+    write(res_dir / "res_poly.txt", [format_result_line(hexagon, 0.7)])
+    assert score_result_files_through_the_cli(res_dir, gt_dir, tmp_path / "o.json") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "expected 8 coordinates" in err
+    assert "polygon files are read with --preset totaltext or ctw1500, num_points=None" in err
+    argv = ["evaluate", "detector", "--predictions", str(res_dir), "--data", str(gt_dir)]
+    assert run_cli(*argv, "--preset", "totaltext", "--json", str(tmp_path / "o.json")) == 0
+
+
 @pytest.mark.parametrize(
     ("file_name", "line", "message"),
     [
