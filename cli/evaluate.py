@@ -7,25 +7,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-from scenetext.evaluation.benchmarks import BENCHMARK_GROUPS
-from scenetext.evaluation.detector import (
-    PRESET_NUM_POINTS,
-    evaluate_detector,
-    load_detector,
-    preset_num_points,
-    score_result_files,
-)
-from scenetext.evaluation.metrics.recognition import PROTOCOL_CHARSETS
-from scenetext.evaluation.recognizer import (
-    evaluate_recognizer_on_benchmarks,
-    load_recognizer,
-    score_prediction_file,
-)
-from scenetext.evaluation.reports import write_json
-from scenetext.modeling.devices import add_device_arguments
+from scenetext.cli.errors import UsageError, user_mistakes
+from scenetext.evaluation.benchmarks import BENCHMARK_GROUPS, PRESET_NUM_POINTS, preset_num_points
+from scenetext.modeling.device_options import add_device_arguments
+
+# The recognition protocols' names; `metrics.recognition.PROTOCOL_CHARSETS` (whose module imports torch, which
+# building the parser must not) holds their charsets, and a test keeps the two equal.
+PROTOCOLS = ("36", "62", "94")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -53,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     recognizer.add_argument(
         "--protocol",
-        choices=list(PROTOCOL_CHARSETS),
+        choices=PROTOCOLS,
         default="36",
         help="test charset: 36 lowercase alphanumeric (default), 62 case-sensitive, 94 printable ASCII",
     )
@@ -105,7 +95,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     detector.add_argument(
         "--end-to-end",
-        choices=list(PROTOCOL_CHARSETS),
+        choices=PROTOCOLS,
         metavar="PROTOCOL",
         help="with --predictions: result lines end with a transcription; also score reading (36, 62 or 94)",
     )
@@ -119,39 +109,46 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return evaluate
 
 
-def _fail(message: str) -> int:
-    print(f"scenetext evaluate: error: {message}", file=sys.stderr)
-    return 2
-
-
 def run_recognizer(args: argparse.Namespace) -> int:
+    from scenetext.evaluation.recognizer import (
+        evaluate_recognizer_on_benchmarks,
+        load_recognizer,
+        score_prediction_file,
+    )
+    from scenetext.evaluation.reports import write_json
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
+    if args.predictions is not None and (args.data is not None or args.benchmarks):
+        raise UsageError("--data and --benchmarks apply to --model; a prediction file carries its labels")
+    if args.predictions is None and args.data is None:
+        raise UsageError("--model needs --data ROOT (the benchmark root)")
+    # Evaluation reads the user's files and records throughout; what they get wrong is raised as ValueError
+    # or FileNotFoundError naming the file or record.
+    with user_mistakes():
         if args.predictions is not None:
-            if args.data is not None or args.benchmarks:
-                return _fail("--data and --benchmarks apply to --model; a prediction file carries its labels")
             report = score_prediction_file(args.predictions, args.protocol)
         else:
-            if args.data is None:
-                return _fail("--model needs --data ROOT (the benchmark root)")
             predict = load_recognizer(args.model, args.device, args.dtype)
             report = evaluate_recognizer_on_benchmarks(
                 predict, args.data, args.benchmarks, args.protocol, args.batch_size, model_name=args.model
             )
-    except (ValueError, FileNotFoundError) as error:
-        return _fail(str(error))
     print(report.format_tables())
     print(f"\nJSON report: {write_json(report, args.json)}")
     return 0
 
 
 def run_detector(args: argparse.Namespace) -> int:
-    try:
+    from scenetext.evaluation.detector import evaluate_detector, load_detector, score_result_files
+    from scenetext.evaluation.reports import write_json
+
+    if args.predictions is not None and (args.visualize is not None or args.ground_truth is not None):
+        raise UsageError(
+            "--visualize and --ground-truth apply to --model; with --predictions, --data is the ground truth"
+        )
+    if args.predictions is None and args.end_to_end is not None:
+        raise UsageError("--end-to-end scores result files with transcriptions; use it with --predictions")
+    with user_mistakes():
         if args.predictions is not None:
-            if args.visualize is not None or args.ground_truth is not None:
-                return _fail(
-                    "--visualize and --ground-truth apply to --model; with --predictions, --data is the ground truth"
-                )
             report = score_result_files(
                 args.predictions,
                 args.data,
@@ -162,10 +159,6 @@ def run_detector(args: argparse.Namespace) -> int:
                 args.order_by_score,
             )
         else:
-            if args.end_to_end is not None:
-                return _fail(
-                    "--end-to-end scores result files with transcriptions; use it with --predictions"
-                )
             predict = load_detector(args.model, args.preset, args.device, args.dtype)
             report = evaluate_detector(
                 predict,
@@ -178,8 +171,6 @@ def run_detector(args: argparse.Namespace) -> int:
                 args.visualize,
                 model_name=args.model,
             )
-    except (ValueError, FileNotFoundError) as error:
-        return _fail(str(error))
     print(report.format_table())
     print(f"\nJSON report: {write_json(report, args.json)}")
     return 0

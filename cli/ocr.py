@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scenetext.assets import DEFAULTS_DIR, SAMPLES_DIR
-from scenetext.modeling.devices import add_device_arguments, place_model, resolve_device, resolve_precision
-from scenetext.pipelines.image_loading import load_rgb_image
+from scenetext.cli.errors import UsageError, user_mistakes
+from scenetext.modeling.device_options import add_device_arguments
 
 # How each embedded checkpoint is produced (the training configs name the same commands).
 _DEFAULT_RECIPES = {
@@ -43,18 +43,30 @@ def load_ocr_pipeline(
 ):
     """An `OcrPipeline` over a detector and a recognizer folder, built from this package's own classes (no
     folder code is run). `device` and `dtype` are resolved by `scenetext.modeling.devices` (`auto`: CUDA
-    when available; float32, bfloat16 or float16)."""
-    from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
-    from scenetext.modeling.tcm import TcmForSceneTextDetection
+    when available; float32, bfloat16 or float16).
+
+    Raises:
+        FileNotFoundError: a folder without config.json.
+        ValueError: a folder holding another model type than its role's (checked before any weight is read),
+            or an unknown device or dtype.
+    """
+    from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
+    from scenetext.modeling.devices import place_model, resolve_device, resolve_precision
+    from scenetext.modeling.model_types import require_model_type
+    from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
     from scenetext.pipelines import OcrPipeline
     from scenetext.processors.clip4str import Clip4StrProcessor
     from scenetext.processors.tcm import TcmImageProcessor
 
-    for kind, folder in (("detector", detector), ("recognizer", recognizer)):
+    for role, folder, model_type in (
+        ("detector", detector, TcmConfig.model_type),
+        ("recognizer", recognizer, Clip4StrConfig.model_type),
+    ):
         if not (Path(folder) / "config.json").is_file():
             raise FileNotFoundError(
-                f"{kind} folder {folder} has no config.json: expected a save_pretrained folder"
+                f"{role} folder {folder} has no config.json: expected a save_pretrained folder"
             )
+        require_model_type(folder, model_type, role)
     torch_device, precision = resolve_device(device), resolve_precision(dtype)
     if precision.dynamic_int8:
         raise ValueError(
@@ -71,22 +83,61 @@ def load_ocr_pipeline(
     )
 
 
-def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files named on the command line, and every non-hidden file of each named directory (sorted, not
-    recursive). Files that are not images are kept: reading them fails later with a per-file message.
+@dataclass
+class ImageInputs:
+    """The files `scenetext ocr` reads, and the folder entries it passed over."""
+
+    images: list[Path]
+    skipped: list[Path]
+
+
+def collect_images(inputs: Iterable[str | Path]) -> ImageInputs:
+    """Files named on the command line (read whatever their name: a file that is no image is reported when
+    it is read) and, of each named folder, the files whose extension is an image format's (sorted, not
+    recursive; hidden files are ignored, other entries are listed as skipped).
 
     Raises:
         FileNotFoundError: an input does not exist.
+        ValueError: no image at all among the inputs.
     """
-    paths = []
+    from scenetext.data.icdar_folder import IMAGE_SUFFIXES
+
+    images, skipped = [], []
     for entry in map(Path, inputs):
         if entry.is_dir():
-            paths.extend(sorted(p for p in entry.iterdir() if p.is_file() and not p.name.startswith(".")))
+            for path in sorted(entry.iterdir()):
+                if path.name.startswith("."):
+                    continue
+                is_image = path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+                (images if is_image else skipped).append(path)
         elif entry.is_file():
-            paths.append(entry)
+            images.append(entry)
         else:
             raise FileNotFoundError(f"{entry} does not exist")
-    return paths
+    if not images:
+        raise ValueError(
+            f"no image files in {', '.join(map(str, inputs))} (looked for {' '.join(IMAGE_SUFFIXES)})"
+        )
+    return ImageInputs(images, skipped)
+
+
+def output_names(paths: Sequence[Path], out_dir: Path) -> list[str]:
+    """The file stem each input's `<stem>.json` and `<stem>.png` get in `out_dir`: the input's own, numbered
+    when two inputs share one.
+
+    Raises:
+        ValueError: an output would replace one of the inputs (`--out` is a folder of input PNGs).
+    """
+    used: set[str] = set()
+    names = [_unique_name(path.stem, used) for path in paths]
+    inputs = {path.resolve() for path in paths}
+    for name in names:
+        for output in (out_dir / f"{name}.json", out_dir / f"{name}.png"):
+            if output.resolve() in inputs:
+                raise ValueError(
+                    f"--out {out_dir} would write {output.name} over the input {output}: choose another folder"
+                )
+    return names
 
 
 @dataclass
@@ -102,14 +153,19 @@ class FileReport:
 
 def read_files(paths: Sequence[Path], ocr, out_dir: Path, progress: bool = True) -> list[FileReport]:
     """Run `ocr` on each file and write `<out_dir>/<name>.json` (the results) and `<name>.png` (the drawn
-    picture). A file that fails gets its error in its report and the others go on."""
+    picture), names from `output_names` (which refuses to write over an input). A file that fails gets its
+    error in its report and the others go on."""
     from tqdm.auto import tqdm
 
     from scenetext.pipelines import draw_results
+    from scenetext.pipelines.image_loading import load_rgb_image
 
+    names = output_names(paths, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    reports, used_names = [], set()
-    for path in tqdm(paths, desc="ocr", unit="image", disable=not progress or len(paths) < 2):
+    reports = []
+    for path, name in tqdm(
+        list(zip(paths, names, strict=True)), desc="ocr", unit="image", disable=not progress or len(paths) < 2
+    ):
         report = FileReport(path)
         reports.append(report)
         try:
@@ -118,7 +174,6 @@ def read_files(paths: Sequence[Path], ocr, out_dir: Path, progress: bool = True)
         except Exception as error:  # per-file isolation: one bad file must not stop the batch
             report.error = f"{type(error).__name__}: {error}"
             continue
-        name = _unique_name(path.stem, used_names)
         report.json_path = out_dir / f"{name}.json"
         report.json_path.write_text(json.dumps(report.results, indent=1) + "\n", encoding="utf-8")
         report.picture_path = out_dir / f"{name}.png"
@@ -146,18 +201,21 @@ def _print_report(report: FileReport) -> None:
 
 
 def _run_ocr(args: argparse.Namespace) -> int:
+    with user_mistakes():
+        inputs = collect_images(args.inputs)
+        output_names(inputs.images, Path(args.out))  # refused before the models load
+    if inputs.skipped:
+        names = ", ".join(path.name + ("/" if path.is_dir() else "") for path in inputs.skipped)
+        print(f"skipped {len(inputs.skipped)} entries that are not image files: {names}", file=sys.stderr)
     try:
-        paths = collect_images(args.inputs)
         if args.detector is None or args.recognizer is None:
             recognizer, detector = default_checkpoints()
             args.recognizer, args.detector = args.recognizer or recognizer, args.detector or detector
-        ocr = load_ocr_pipeline(args.detector, args.recognizer, args.device, args.dtype)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"scenetext ocr: {error}", file=sys.stderr)
-        if args.detector is None or args.recognizer is None:
-            print("(or pass --detector and --recognizer folders of your own)", file=sys.stderr)
-        return 2
-    reports = read_files(paths, ocr, Path(args.out))
+        with user_mistakes():
+            ocr = load_ocr_pipeline(args.detector, args.recognizer, args.device, args.dtype)
+    except FileNotFoundError as error:
+        raise UsageError(f"{error} (or pass --detector and --recognizer folders of your own)") from error
+    reports = read_files(inputs.images, ocr, Path(args.out))
     for report in reports:
         _print_report(report)
     failed = sum(report.error is not None for report in reports)
@@ -169,11 +227,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     try:
         recognizer, detector = default_checkpoints()
     except FileNotFoundError as error:
-        print(f"scenetext demo needs the embedded checkpoints: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(f"the demo needs the embedded checkpoints: {error}") from error
     samples = sorted(SAMPLES_DIR.glob("*.png"))
     labels = json.loads((SAMPLES_DIR / "labels.json").read_text(encoding="utf-8"))
-    ocr = load_ocr_pipeline(detector, recognizer, args.device)
+    with user_mistakes():  # --out among the samples, an unknown --device
+        output_names(samples, Path(args.out))
+        ocr = load_ocr_pipeline(detector, recognizer, args.device)
     print(f"reading {len(samples)} sample scenes from {SAMPLES_DIR}")
     reports = read_files(samples, ocr, Path(args.out), progress=False)
     # a recognizer without capitals in its charset reads every word in lower case

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from huggingface_hub.errors import HfHubHTTPError
-
-from scenetext.hub_cards import VerificationError, publish_folder
+from scenetext.cli.errors import USER_MISTAKES, UsageError, one_line
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +37,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from scenetext.hub_cards import VerificationError, publish_folder
+
     try:
         result = publish_folder(
             args.folder,
@@ -55,9 +56,12 @@ def _run(args: argparse.Namespace) -> int:
             datasets=args.datasets,
             ocr_recognizer=args.ocr_recognizer,
         )
-    except (FileNotFoundError, ValueError, TypeError, VerificationError, HfHubHTTPError) as error:
-        print(f"scenetext push: {error}", file=sys.stderr)
-        return 2
+    except (
+        *USER_MISTAKES,
+        VerificationError,
+        HfHubHTTPError,
+    ) as error:  # a folder or card the Hub would refuse
+        raise UsageError(one_line(error)) from error
     if args.dry_run is not None:
         print(f"Verified upload folder written to {result} (nothing uploaded)")
     else:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from scenetext.cli.errors import UsageError
+from scenetext.cli.errors import UsageError, user_mistakes
 from scenetext.training.config import load_config
 
 
@@ -66,10 +66,8 @@ def _run(args: argparse.Namespace) -> int:
     for name in ("max_steps", "output_dir", "seed"):
         if getattr(args, name) is not None:
             overrides.append(f"{name}={getattr(args, name)}")
-    try:
+    with user_mistakes():  # a missing file, an unknown key, a value of the wrong type
         config = load_config(args.config, overrides)
-    except (ValueError, FileNotFoundError) as error:
-        raise UsageError(error) from error
     if config.task != args.task:
         raise UsageError(f"{args.config} is a {config.task} config, not a {args.task} one")
     if args.resume and args.overwrite_output_dir:

@@ -147,15 +147,26 @@ def _close_readonly_environment(database: str | Path) -> None:
             environment.close()
 
 
-def _read_num_samples(database: Path, corrupt_records: CorruptRecordLog) -> int:
+def num_stored_records(database: str | Path) -> int | None:
+    """The record count (`num-samples`) of an LMDB database, None when it has no usable one. Evaluation
+    compares it with what a source yielded to count the labels its preprocessing dropped."""
     with _readonly_environment(database).begin() as transaction:
         value = transaction.get(_NUM_SAMPLES_KEY)
     try:
         return int(value.decode("ascii"))
     except (AttributeError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _read_num_samples(database: Path, corrupt_records: CorruptRecordLog) -> int:
+    num_samples = num_stored_records(database)
+    if num_samples is None:
         # A database without a usable count cannot be indexed: all of it is skipped, and said so.
+        with _readonly_environment(database).begin() as transaction:
+            value = transaction.get(_NUM_SAMPLES_KEY)
         corrupt_records.report(f"{database}:num-samples", f"expected an ASCII integer, found {value!r}")
         return 0
+    return num_samples
 
 
 def _generate_records(

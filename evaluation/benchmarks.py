@@ -1,4 +1,4 @@
-"""The standard scene-text-recognition benchmarks: their names, the groups papers report, and finding them.
+"""The standard benchmarks: recognition sets, the groups papers report and finding them; detection presets.
 
 Benchmarks are LMDB databases as published with parseq / CLIP4STR, laid out as ``<root>/test/<name>`` (the
 official data root) or ``<root>/<name>`` (the test folder itself).
@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from scenetext.data.lmdb import find_lmdb_databases
 
 # The groups of the papers' tables, each reported with a sample-weighted "Combined" row.
 BENCHMARK_GROUPS: dict[str, tuple[str, ...]] = {
@@ -75,6 +73,10 @@ def discover_benchmarks(root: str | Path, names: Sequence[str] | None = None) ->
     A name that is not a standard benchmark is looked up as a folder all the same, so custom test sets
     under the same root work. Raises `FileNotFoundError` when ``root`` does not exist.
     """
+    from scenetext.data.lmdb import (
+        find_lmdb_databases,  # imports datasets; the names above are for parsers too
+    )
+
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"benchmark root not found (expected a folder): {root}")
@@ -94,3 +96,19 @@ def discover_benchmarks(root: str | Path, names: Sequence[str] | None = None) ->
         else:
             found[name] = folder
     return BenchmarkDiscovery(found, missing)
+
+
+# Ground-truth format per dataset preset: 4-point quadrilaterals, or polygons of any size (None). The same
+# names select the released post-processing settings and test scale of TCM's configs in the image processor
+# (`POST_PROCESSING_PRESETS`, `TEST_SIZES` in processors/tcm). MSRA-TD500 ground truth must first be
+# converted to ICDAR quadrilaterals.
+PRESET_NUM_POINTS: dict[str, int | None] = {"icdar2015": 4, "td500": 4, "totaltext": None, "ctw1500": None}
+
+
+def preset_num_points(preset: str) -> int | None:
+    """Points per ground-truth region of a dataset preset (None: polygons of any size)."""
+    if preset not in PRESET_NUM_POINTS:
+        raise ValueError(
+            f"unknown detector preset {preset!r}; expected one of {', '.join(PRESET_NUM_POINTS)}"
+        )
+    return PRESET_NUM_POINTS[preset]

@@ -26,29 +26,15 @@ from scenetext.evaluation.metrics.detection import (
     sweep_score_thresholds,
 )
 from scenetext.modeling.devices import place_model, resolve_device, resolve_precision
+from scenetext.modeling.model_types import require_model_type
 from scenetext.pipelines.image_loading import load_rgb_image
 
+from .benchmarks import PRESET_NUM_POINTS, preset_num_points
 from .reports import DetectionReport
 from .visualize import draw_match
 
 # A batch of RGB images -> the detected regions of each (polygons in image pixels, with scores).
 DetectionPredictor = Callable[[list[PIL.Image.Image]], list[TextRegions]]
-
-
-# Ground-truth format per dataset preset: 4-point quadrilaterals, or polygons of any size (None). The same
-# names select the released post-processing settings and test scale of TCM's configs in the image processor
-# (`POST_PROCESSING_PRESETS`, `TEST_SIZES` in processors/tcm). MSRA-TD500 ground truth must first be
-# converted to ICDAR quadrilaterals.
-PRESET_NUM_POINTS: dict[str, int | None] = {"icdar2015": 4, "td500": 4, "totaltext": None, "ctw1500": None}
-
-
-def preset_num_points(preset: str) -> int | None:
-    """Points per ground-truth region of a dataset preset (None: polygons of any size)."""
-    if preset not in PRESET_NUM_POINTS:
-        raise ValueError(
-            f"unknown detector preset {preset!r}; expected one of {', '.join(PRESET_NUM_POINTS)}"
-        )
-    return PRESET_NUM_POINTS[preset]
 
 
 def _files_by_name(folder: Path, prefix: str) -> dict[str, Path]:
@@ -157,27 +143,43 @@ def score_result_files(
             + ", ".join(str(result_files[name]) for name in orphans)
         )
     images = []
-    for name, gt_path in ground_truth_files.items():
-        ground_truth = ground_truth_regions(read_ground_truth(gt_path, num_points))
-        result_path = result_files.get(name)
-        if result_path is None:
-            detections = TextRegions([], [] if end_to_end_protocol else None, [])
-        elif end_to_end_protocol:
-            detections = detected_regions(read_ground_truth(result_path, num_points), with_text=True)
-        else:
-            detections = detected_regions(read_results(result_path, num_points))
-        images.append((ground_truth, detections))
+    try:
+        for name, gt_path in ground_truth_files.items():
+            ground_truth = ground_truth_regions(read_ground_truth(gt_path, num_points))
+            result_path = result_files.get(name)
+            if result_path is None:
+                detections = TextRegions([], [] if end_to_end_protocol else None, [])
+            elif end_to_end_protocol:
+                detections = detected_regions(read_ground_truth(result_path, num_points), with_text=True)
+            else:
+                detections = detected_regions(read_results(result_path, num_points))
+            images.append((ground_truth, detections))
+    except ValueError as error:
+        raise ValueError(with_polygon_hint(str(error), num_points)) from error
     source = {"predictions": str(predictions_dir), "data": str(ground_truth_dir)}
     return score_regions(
         images, source, score_threshold, sweep, end_to_end_protocol, order_by_score=order_by_score
     )
 
 
-def _fail_on_corrupt_records(corrupt_records: CorruptRecordLog) -> None:
+def with_polygon_hint(message: str, num_points: int | None) -> str:
+    """`message` of a malformed ICDAR line, plus, when quadrilaterals were expected, how polygon lines are
+    read: a wrong preset (polygon files read as ICDAR2015 quads) is the usual cause."""
+    if num_points is None or "coordinates" not in message:
+        return message
+    presets = [name for name, points in PRESET_NUM_POINTS.items() if points is None]
+    return (
+        f"{message} (lines with {num_points} points were expected: polygon files are read with "
+        f"--preset {' or '.join(presets)}, num_points=None)"
+    )
+
+
+def _fail_on_corrupt_records(corrupt_records: CorruptRecordLog, num_points: int | None) -> None:
     # The data source skips what it cannot read (right for training); evaluation must not.
     records = corrupt_records.records()
     if records:
-        raise ValueError(f"unusable evaluation data: {records[0].location}: {records[0].reason}")
+        message = f"unusable evaluation data: {records[0].location}: {records[0].reason}"
+        raise ValueError(with_polygon_hint(message, num_points))
 
 
 def evaluate_detector(
@@ -206,7 +208,7 @@ def evaluate_detector(
     iterator = iter(samples)
     with tqdm(desc=f"detect {preset}", unit="img") as progress:
         while batch := list(islice(iterator, batch_size)):
-            _fail_on_corrupt_records(corrupt_records)
+            _fail_on_corrupt_records(corrupt_records, preset_num_points(preset))
             # Stored pixel orientation (no EXIF rotation), which is how the ICDAR annotations are given.
             detections = predict(
                 [load_rgb_image(sample["image"], apply_exif_orientation=False) for sample in batch]
@@ -217,7 +219,7 @@ def evaluate_detector(
                 names.append(sample["source"])
                 scored.append((TextRegions(sample["polygons"], sample["texts"]), detected))
             progress.update(len(batch))
-    _fail_on_corrupt_records(corrupt_records)
+    _fail_on_corrupt_records(corrupt_records, preset_num_points(preset))
     data = str(images) if ground_truth is None else f"{images} + {ground_truth}"
     report = score_regions(
         scored,
@@ -268,6 +270,7 @@ def load_detector(
     from scenetext.processors.tcm.image_processing_tcm import TEST_SIZES
 
     preset_num_points(preset)
+    require_model_type(model_path, "tcm", "detector")  # before any weight is read
     torch_device = resolve_device(device)
     precision = resolve_precision(dtype)
     if precision.dynamic_int8:

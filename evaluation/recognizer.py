@@ -16,7 +16,8 @@ from typing import Any
 import PIL.Image
 from tqdm.auto import tqdm
 
-from scenetext.data.lmdb import lmdb_recognition_dataset
+from scenetext.data.corrupt_records import CorruptRecord, CorruptRecordLog
+from scenetext.data.lmdb import find_lmdb_databases, lmdb_recognition_dataset, num_stored_records
 from scenetext.evaluation.metrics.recognition import (
     DEFAULT_PROTOCOL,
     MAX_LABEL_LENGTH,
@@ -25,10 +26,11 @@ from scenetext.evaluation.metrics.recognition import (
     protocol_charset,
 )
 from scenetext.modeling.devices import place_model, resolve_device, resolve_precision
+from scenetext.modeling.model_types import require_model_type
 from scenetext.pipelines.crop_recognition import recognize_crops
 
 from .benchmarks import discover_benchmarks
-from .reports import RecognitionReport
+from .reports import RecognitionReport, skip_reasons
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +70,8 @@ def evaluate_recognizer_on_benchmarks(
     """Evaluate on every requested benchmark found under `root` (see `benchmarks.discover_benchmarks`).
 
     Missing benchmarks are skipped and listed in the report; finding none, or a benchmark without a single
-    usable sample, is an error.
+    usable sample, is an error. Corrupt records are skipped and counted by reason in the report, and labels
+    the protocol's preprocessing removed are counted in `num_dropped`.
     """
     protocol = str(protocol)
     charset = protocol_charset(protocol)
@@ -85,18 +88,31 @@ def evaluate_recognizer_on_benchmarks(
             ", ".join(discovery.missing),
         )
     results: dict[str, RecognitionScores] = {}
+    skipped: dict[str, dict[str, int]] = {}
     width = max(len(name) for name in discovery.found)
     for name, folder in discovery.found.items():
         # Labels are preprocessed by the reader with the test charset, as parseq's test loader does.
-        samples = lmdb_recognition_dataset(folder, charset=charset)
+        corrupt_records = CorruptRecordLog()
+        samples = lmdb_recognition_dataset(folder, charset=charset, corrupt_records=corrupt_records)
         scores = evaluate_recognition_samples(
             predict, samples, protocol, batch_size, description=f"{name:>{width}}"
         )
+        skipped[name] = skip_reasons(corrupt_records.records())
+        scores.num_dropped += _dropped_by_the_source(folder, scores, corrupt_records.records())
         if scores.num_samples == 0:
             raise ValueError(f"benchmark {name} ({folder}) has no sample left after label preprocessing")
         results[name] = scores
     source = {"model": model_name or "<predict function>", "data": str(root)}
-    return RecognitionReport(protocol, results, source, discovery.missing)
+    return RecognitionReport(protocol, results, source, discovery.missing, skipped)
+
+
+def _dropped_by_the_source(folder: Path, scores: RecognitionScores, skipped: list[CorruptRecord]) -> int:
+    """Labels the LMDB source removed with the protocol's preprocessing before scoring (it filters them
+    silently, as parseq's test loader does): the records stored, less those scored or dropped in scoring,
+    less the corrupt ones it skipped."""
+    stored = sum(num_stored_records(database) or 0 for database in find_lmdb_databases(folder))
+    skipped_records = sum(not record.location.endswith(":num-samples") for record in skipped)
+    return stored - scores.num_samples - scores.num_dropped - skipped_records
 
 
 def read_prediction_file(path: str | Path) -> dict[str, list[dict]]:
@@ -181,9 +197,11 @@ def load_recognizer(
 
     Runs on CUDA when available unless `device` says otherwise, in `dtype` (default float32, the precision
     of the official test script; `int8` = float32 with dynamically quantized linear layers, on the CPU).
+    A local folder holding another model type is refused (ValueError) before any weight is read.
     """
     from transformers import AutoModel, AutoProcessor
 
+    require_model_type(model_path, "clip4str", "recognizer")
     model = AutoModel.from_pretrained(str(model_path), trust_remote_code=True)
     model = place_model(model, resolve_device(device), resolve_precision(dtype))
     processor = AutoProcessor.from_pretrained(str(model_path), trust_remote_code=True)

@@ -15,8 +15,9 @@ Recognition (``task`` = ``"scene-text-recognition"``)::
     missing               requested benchmarks that were not found
     **SCORES              sample-weighted over every evaluated dataset (for one dataset: its own scores)
 
-    SCORES = {"num_samples", "num_correct", "num_dropped" (labels the official preprocessing removed;
-              0 when the data source already filtered them), "accuracy", "one_minus_ned",
+    SCORES = {"num_samples", "num_correct", "num_dropped" (labels the official preprocessing removed, by
+              the data source or in scoring), "num_skipped" and "skipped_by_reason" ({reason: count} of the
+              corrupt records the source skipped; 0 and {} for prediction files), "accuracy", "one_minus_ned",
               "character_error_rate", "mean_confidence" (null without model scores),
               "mean_label_length" (characters of the adapted predictions, as parseq reports)}
 
@@ -37,10 +38,13 @@ Detection (``task`` = ``"scene-text-detection"``)::
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scenetext.data.corrupt_records import CorruptRecord
 from scenetext.evaluation.metrics.detection import (
     DONT_CARE_AREA_THRESHOLD,
     IOU_THRESHOLD,
@@ -97,10 +101,19 @@ class RecognitionReport:
     datasets: dict[str, RecognitionScores]
     source: dict[str, str]
     missing: list[str] = field(default_factory=list)
+    # Per dataset, the corrupt records its source skipped, counted by reason (see `skip_reasons`).
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.datasets:
             raise ValueError("no dataset was evaluated: an empty evaluation has no accuracy")
+
+    def skipped_counts(self, names: Sequence[str]) -> dict:
+        """`num_skipped` and `skipped_by_reason` summed over the datasets `names`."""
+        by_reason: Counter[str] = Counter()
+        for name in names:
+            by_reason.update(self.skipped.get(name, {}))
+        return {"num_skipped": sum(by_reason.values()), "skipped_by_reason": dict(sorted(by_reason.items()))}
 
     def table_groups(self) -> list[tuple[str, list[str], list[str]]]:
         """(title, evaluated members, missing members) of each table to print, in order.
@@ -129,6 +142,7 @@ class RecognitionReport:
                     "datasets": evaluated,
                     "missing": missing,
                     **recognition_scores_dict(combine([self.datasets[name] for name in evaluated])),
+                    **self.skipped_counts(evaluated),
                 }
         return {
             "schema_version": SCHEMA_VERSION,
@@ -137,7 +151,11 @@ class RecognitionReport:
             "protocol": self.protocol,
             "charset": protocol_charset(self.protocol),
             **recognition_scores_dict(combine(list(self.datasets.values()))),
-            "datasets": {name: recognition_scores_dict(scores) for name, scores in self.datasets.items()},
+            **self.skipped_counts(list(self.datasets)),
+            "datasets": {
+                name: {**recognition_scores_dict(scores), **self.skipped_counts([name])}
+                for name, scores in self.datasets.items()
+            },
             "groups": groups,
             "missing": self.missing,
         }
@@ -154,7 +172,31 @@ class RecognitionReport:
             blocks.append("\n".join(lines))
         if self.missing:
             blocks.append(f"Skipped, not found: {', '.join(self.missing)}")
+        removed = [
+            _removed_records_line(name, scores.num_dropped, self.skipped.get(name, {}))
+            for name, scores in self.datasets.items()
+            if scores.num_dropped or self.skipped.get(name)
+        ]
+        if removed:
+            blocks.append("Not scored:\n" + "\n".join(removed))
         return "\n\n".join(blocks)
+
+
+def _removed_records_line(name: str, num_dropped: int, skipped: dict[str, int]) -> str:
+    reasons = "; ".join(f"{count} {reason}" for reason, count in sorted(skipped.items()))
+    line = f"  {name}: {num_dropped} labels removed by the protocol, {sum(skipped.values())} corrupt records"
+    return line + (f" ({reasons})" if reasons else "")
+
+
+def skip_reasons(records: Sequence[CorruptRecord]) -> dict[str, int]:
+    """Skipped records counted by kind of reason: the reason without its record-specific details (indices,
+    byte counts, parenthesised exception text), e.g. "missing key label-N" or "not an image file"."""
+    kinds = Counter()
+    for record in records:
+        reason = re.sub(r"^image bytes \(\d+ bytes\): ", "", record.reason)
+        reason = re.sub(r"\s*\(.*\)\s*$", "", reason)
+        kinds[re.sub(r"\d{2,}", "N", reason).strip() or "unknown"] += 1
+    return dict(kinds)
 
 
 def _recognition_table(rows: list[tuple[str, RecognitionScores]]) -> list[str]:

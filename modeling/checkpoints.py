@@ -41,7 +41,8 @@ def load_foreign_checkpoint(path: str | Path, allow_pickle: bool = False) -> Any
             "not a torch checkpoint, or it needs full unpickling. If you trust the file, pass --allow-pickle "
             "(allow_pickle=True)."
         ) from error
-    except (RuntimeError, EOFError) as error:  # truncated or not a torch file at all
+    # Truncated, or not a torch file at all: arbitrary bytes read as pickle opcodes fail in many ways.
+    except (RuntimeError, EOFError, IndexError, KeyError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not a readable torch checkpoint ({error})") from error
 
 

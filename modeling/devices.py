@@ -6,24 +6,18 @@ here, so the same names mean the same thing everywhere.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 import torch
 
-# Accepted names: the torch name and the short one the training configs and benchmarks use.
+# The options themselves live in the torch-free `device_options.py`; also importable from here, with the
+# resolvers they feed.
+from .device_options import DTYPE_ALIASES, INT8, PRECISION_NAMES, add_device_arguments  # noqa: F401
+
+# The accepted names (see `device_options.py`, kept free of torch for command-line parsers) -> torch dtypes.
 DTYPE_NAMES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
+    name: getattr(torch, attribute) for name, attribute in DTYPE_ALIASES.items()
 }
-# Dynamic int8 quantization of linear layers: int8 weights, activations quantized per batch on the fly. A CPU
-# serving mode for the transformer recognizer (its time is in linear layers), not a storage dtype.
-INT8 = "int8"
-PRECISION_NAMES = (*DTYPE_NAMES, INT8)
 
 
 @dataclass(frozen=True)
@@ -93,22 +87,3 @@ def quantize_linear_layers(model: torch.nn.Module, device: torch.device) -> torc
     if device.type != "cpu":
         raise ValueError(f"int8 dynamic quantization runs on the CPU, not on {device}")
     return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, torch.qint8)
-
-
-def add_device_arguments(
-    parser: argparse.ArgumentParser, int8: bool = False, default_dtype: str = "float32"
-) -> None:
-    """`--device` and `--dtype` options, resolved later with `resolve_device` and `resolve_precision`;
-    `int8` offers dynamic int8 quantization (for models whose time is in linear layers)."""
-    parser.add_argument(
-        "--device",
-        default="auto",
-        help="auto (CUDA, then MPS, when present, else CPU), cpu, cuda, cuda:N or mps",
-    )
-    names = PRECISION_NAMES if int8 else tuple(DTYPE_NAMES)
-    dtype_help = "model precision"
-    if int8:
-        dtype_help += f"; {INT8}: float32 with dynamically quantized linear layers, CPU only"
-    parser.add_argument(
-        "--dtype", default=default_dtype, choices=names, help=f"{dtype_help} (default {default_dtype})"
-    )

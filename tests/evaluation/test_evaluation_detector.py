@@ -1,6 +1,5 @@
 """Detector evaluation: ICDAR result files scored end to end through the CLI, and the model runner."""
 
-import argparse
 import json
 from pathlib import Path
 
@@ -8,9 +7,10 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from scenetext.cli import evaluate as cli
+from scenetext.cli.main import main
 from scenetext.data.icdar import format_ground_truth_line, format_result_line
 from scenetext.data.icdar_folder import write_icdar_folder
+from scenetext.evaluation import detector as detector_module
 from scenetext.evaluation.detector import evaluate_detector, score_result_files
 from scenetext.evaluation.metrics.detection import TextRegions
 from scenetext.evaluation.visualize import DET_FALSE_POSITIVE, DET_MATCHED, GT_MATCHED, GT_MISSED
@@ -63,10 +63,7 @@ def icdar_files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="scenetext")
-    cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(list(argv))
 
 
 def score_result_files_through_the_cli(res_dir: Path, gt_dir: Path, output: Path) -> int:
@@ -176,6 +173,19 @@ def test_polygon_preset_reads_polygons(tmp_path):
         score_result_files(res_dir, gt_dir, num_points=4)
 
 
+def test_quadrilateral_errors_say_how_polygon_files_are_read(tmp_path, capsys):
+    gt_dir, res_dir = tmp_path / "gt", tmp_path / "res"
+    hexagon = [0, 0, 10, 0, 20, 5, 10, 10, 0, 10, -10, 5]
+    write(gt_dir / "gt_poly.txt", [format_ground_truth_line(hexagon, "curve")])
+    write(res_dir / "res_poly.txt", [format_result_line(hexagon, 0.7)])
+    assert score_result_files_through_the_cli(res_dir, gt_dir, tmp_path / "o.json") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "expected 8 coordinates" in err
+    assert "polygon files are read with --preset totaltext or ctw1500, num_points=None" in err
+    argv = ["evaluate", "detector", "--predictions", str(res_dir), "--data", str(gt_dir)]
+    assert run_cli(*argv, "--preset", "totaltext", "--json", str(tmp_path / "o.json")) == 0
+
+
 @pytest.mark.parametrize(
     ("file_name", "line", "message"),
     [
@@ -256,7 +266,9 @@ def test_cli_runs_a_model_on_separate_image_and_annotation_folders(
     for path in icdar_folder.glob("gt_*.txt"):
         path.rename(annotations / path.name)
     # Model loading is the processors' business; here a stand-in predictor checks the command's plumbing.
-    monkeypatch.setattr(cli, "load_detector", lambda model, preset, device, dtype: stand_in_predict)
+    monkeypatch.setattr(
+        detector_module, "load_detector", lambda model, preset, device, dtype: stand_in_predict
+    )
     output = tmp_path / "report.json"
     argv = ["evaluate", "detector", "--model", "tiny", "--data", str(icdar_folder), "--ground-truth"]
     assert run_cli(*argv, str(annotations), "--best-hmean-sweep", "--json", str(output)) == 0

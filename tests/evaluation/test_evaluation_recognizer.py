@@ -1,14 +1,14 @@
 """Recognizer evaluation: benchmark discovery on synthetic LMDB folders, runners and the CLI end to end."""
 
-import argparse
 import json
 from pathlib import Path
 
 import PIL.Image
 import pytest
 
-from scenetext.cli import evaluate as cli
+from scenetext.cli.main import main
 from scenetext.data.lmdb import write_lmdb
+from scenetext.evaluation import recognizer as recognizer_module
 from scenetext.evaluation.benchmarks import (
     STANDARD_BENCHMARKS,
     discover_benchmarks,
@@ -108,15 +108,12 @@ def test_benchmark_with_every_label_dropped_is_an_error(tmp_path: Path):
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="scenetext")
-    cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(list(argv))
 
 
 def test_cli_runs_a_model_on_the_benchmarks(benchmark_root, tmp_path, monkeypatch, capsys):
     # Model loading is the processors' business; here a stand-in predictor checks the command's plumbing.
-    monkeypatch.setattr(cli, "load_recognizer", lambda model, device, dtype: fake_predict)
+    monkeypatch.setattr(recognizer_module, "load_recognizer", lambda model, device, dtype: fake_predict)
     output = tmp_path / "report.json"
     code = run_cli(
         "evaluate", "recognizer", "--model", "tiny", "--data", str(benchmark_root), "--json", str(output)
@@ -274,3 +271,32 @@ def test_int8_evaluation_quantizes_the_linear_layers_on_the_cpu(tmp_path):
     assert scores == pytest.approx(expected["scores"])
     with pytest.raises(ValueError, match="runs on the CPU"):
         quantize_linear_layers(model, torch.device("cuda"))
+
+
+def test_the_report_counts_corrupt_records_by_reason_and_labels_the_protocol_removed(
+    tmp_path, monkeypatch, capsys
+):
+    import lmdb
+
+    monkeypatch.setattr(recognizer_module, "load_recognizer", lambda model, device, dtype: fake_predict)
+    folder = tmp_path / "SVT"
+    pairs = [("Shop", "shop"), ("x" * 26, "x"), ("Bar", "bar"), ("Inn", "inn"), ("Cafe", "cafe")]
+    write_lmdb(({"image": _image_for(prediction), "label": label} for label, prediction in pairs), folder)
+    with (
+        lmdb.open(str(folder), map_size=1 << 24) as environment,
+        environment.begin(write=True) as transaction,
+    ):
+        transaction.put(b"image-000000003", b"broken")  # not an image
+        transaction.put(b"label-000000004", b"\xff\xfe")  # not UTF-8
+        transaction.delete(b"image-000000005")  # missing key
+    output = tmp_path / "report.json"
+    argv = ["evaluate", "recognizer", "--model", "m", "--data", str(tmp_path), "--benchmarks", "SVT"]
+    assert main([*argv, "--device", "cpu", "--json", str(output)]) == 0
+    svt = json.loads(output.read_text())["datasets"]["SVT"]
+    assert (svt["num_samples"], svt["num_dropped"], svt["num_skipped"]) == (1, 1, 3)
+    assert svt["skipped_by_reason"] == {
+        "label is not UTF-8": 1,
+        "missing key image-N": 1,
+        "not an image file": 1,
+    }
+    assert "SVT: 1 labels removed by the protocol, 3 corrupt records" in capsys.readouterr().out

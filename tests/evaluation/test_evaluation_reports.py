@@ -12,6 +12,8 @@ SCORE_KEYS = {
     "num_samples",
     "num_correct",
     "num_dropped",
+    "num_skipped",
+    "skipped_by_reason",
     "accuracy",
     "one_minus_ned",
     "character_error_rate",

@@ -284,7 +284,7 @@ def test_malformed_repo_ids_are_refused(clip4str_folder, hub, repo_id):
 
 def test_cli_reports_a_malformed_repo_id_without_a_traceback(clip4str_folder, hub, capsys):
     assert main(["push", str(clip4str_folder), "a/b/c"]) == 2
-    assert "scenetext push: repo id 'a/b/c' is malformed" in capsys.readouterr().err
+    assert "scenetext push: error: repo id 'a/b/c' is malformed" in capsys.readouterr().err
     assert hub.calls == []
 
 
