@@ -125,6 +125,7 @@ def tcm_parameter_groups(
 class DetectionTask(SourcedTask):
     metric_name = "hmean"
     greater_is_better = True
+    logged_scores = ("hmean", "precision", "recall")
 
     def __init__(self, config: TrainingConfig):
         super().__init__(config)
@@ -195,13 +196,6 @@ class DetectionTask(SourcedTask):
         return detection_batch(samples, self.processor, self.augment, seeds)
 
     # -- evaluation ----------------------------------------------------------------------------------------
-
-    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        samples = self.eval_dataset()
-        if samples is None:
-            return {}
-        counts = self.score(model, samples)
-        return {"hmean": counts.hmean, "precision": counts.precision, "recall": counts.recall}
 
     @torch.no_grad()
     def score(self, model: torch.nn.Module, samples: IterableDataset):

@@ -135,6 +135,7 @@ def sincos_position_codes(grid: tuple[int, int], width: int) -> torch.Tensor:
 class RecognitionTask(SourcedTask):
     metric_name = "accuracy"
     greater_is_better = True
+    logged_scores = ("accuracy", "one_minus_ned", "mean_confidence")
 
     def __init__(self, config: TrainingConfig):
         super().__init__(config)
@@ -222,17 +223,6 @@ class RecognitionTask(SourcedTask):
         return recognition_batch(samples, self.processor, self.augment, seeds)
 
     # -- evaluation ----------------------------------------------------------------------------------------
-
-    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        samples = self.eval_dataset()
-        if samples is None:
-            return {}
-        scores = self.score(model, samples)
-        return {
-            "accuracy": scores.accuracy,
-            "one_minus_ned": scores.one_minus_ned,
-            "mean_confidence": scores.mean_confidence,
-        }
 
     def score(self, model: torch.nn.Module, samples: IterableDataset) -> RecognitionScores:
         return evaluate_recognition_samples(

@@ -1,6 +1,6 @@
 """What the recognition and detection tasks share: both read their samples from the `data` section's sources,
 log the records they cannot read, and save their processor next to the model (see `TrainingTask` in
-`training/loop.py` for what the loop asks of a task)."""
+`training/loop.py` for what the loop asks of a task): the subclass builds the sources, model, batches and scores."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class SourcedTask(ABC):
     builds one source from its spec (`_source`) and sets `processor` in its `__init__`."""
 
     processor: Any  # saved with every exported model, so the folder reads its own inputs
+    logged_scores: tuple[str, ...]  # the attributes of `score`'s result that `evaluate` reports
 
     def __init__(self, config: TrainingConfig):
         self.config = config
@@ -35,9 +36,16 @@ class SourcedTask(ABC):
     def train_dataset(self, start: int = 0) -> IterableDataset:
         return train_stream(self.data, self._source, self.config.seed, start)
 
-    def eval_dataset(self) -> IterableDataset | None:
-        """The `data.eval` samples; None when the config has no evaluation set."""
-        return self._source(self.data["eval"], "data.eval") if "eval" in self.data else None
+    @abstractmethod
+    def score(self, model: torch.nn.Module, samples: IterableDataset) -> Any:
+        """The task's scores of `model` on `samples`, with the attributes named in `logged_scores`."""
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        """The `logged_scores` on `data.eval`; nothing when the config has no evaluation set."""
+        if "eval" not in self.data:
+            return {}
+        scores = self.score(model, self._source(self.data["eval"], "data.eval"))
+        return {name: getattr(scores, name) for name in self.logged_scores}
 
     def save_pretrained(self, model: torch.nn.Module, folder: Path) -> None:
         """A Hub-style folder: model, processor, their code and the pipelines (`custom_pipelines`, written by
