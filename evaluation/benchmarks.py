@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scenetext.data.lmdb import find_lmdb_databases
-
 # The groups of the papers' tables, each reported with a sample-weighted "Combined" row.
 BENCHMARK_GROUPS: dict[str, tuple[str, ...]] = {
     # CLIP4STR's `TEST_BENCHMARK` (strhub/data/module.py): the nine sets of its README table.
@@ -75,6 +73,9 @@ def discover_benchmarks(root: str | Path, names: Sequence[str] | None = None) ->
     A name that is not a standard benchmark is looked up as a folder all the same, so custom test sets
     under the same root work. Raises `FileNotFoundError` when ``root`` does not exist.
     """
+    # Imported here: lmdb is an extra, and model cards read the names above on a base install.
+    from scenetext.data.lmdb import find_lmdb_databases
+
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"benchmark root not found (expected a folder): {root}")
