@@ -158,12 +158,8 @@ class RecognitionTask(SourcedTask):
         if "from_clip" in options:
             from transformers import CLIPConfig
 
-            clip = CLIPConfig.from_pretrained(options["from_clip"])
-            return Clip4StrConfig(
-                vision_config=clip.vision_config.to_dict(),
-                text_config=clip.text_config.to_dict(),
-                projection_dim=clip.projection_dim,
-                **overrides,
+            return Clip4StrConfig.from_clip_config(
+                CLIPConfig.from_pretrained(options["from_clip"]), **overrides
             )
         return Clip4StrConfig.from_preset(options.get("preset", "tiny"), **overrides)
 

@@ -513,13 +513,7 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         from transformers.utils import cached_file
 
         clip = CLIPModel.from_pretrained(name_or_path)
-        config = Clip4StrConfig(
-            vision_config=clip.config.vision_config.to_dict(),
-            text_config=clip.config.text_config.to_dict(),
-            projection_dim=clip.config.projection_dim,
-            **config_kwargs,
-        )
-        model = cls(config)
+        model = cls(Clip4StrConfig.from_clip_config(clip.config, **config_kwargs))
         clip_weights = {k: v for k, v in clip.state_dict().items() if k != "logit_scale"}
         result = model.load_state_dict(clip_weights, strict=False)
         if result.unexpected_keys:
