@@ -1,6 +1,7 @@
 """What the recognition and detection tasks share: both read their samples from the `data` section's sources,
-log the records they cannot read, and save their processor next to the model (see `TrainingTask` in
-`training/loop.py` for what the loop asks of a task): the subclass builds the sources, model, batches and scores."""
+log the records they cannot read, report scores on `data.eval` and save their processor next to the model.
+Each task builds its own sources, model, batches and scores; `TrainingTask` in `training/loop.py` says what the
+loop asks of a task."""
 
 from __future__ import annotations
 

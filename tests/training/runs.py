@@ -38,6 +38,18 @@ def losses(output_dir: Path) -> list[float]:
     return [record["loss"] for record in train_log(output_dir) if "loss" in record]
 
 
+def check_loss_falls(
+    output_dir: Path, config_name: str, task_class: type, overrides: list[str], ratio: float
+) -> None:
+    """Train 30 steps of `config_name` with `overrides` into `output_dir`: every step logs a loss, and the
+    last five sum to less than `ratio` times the first five."""
+    config = load_config(config_name, [*overrides, f"output_dir={output_dir}", "max_steps=30"])
+    summary = Trainer(config, task_class(config)).train()
+    history = losses(output_dir)
+    assert summary.steps == 30 and len(history) == 30
+    assert sum(history[-5:]) < ratio * sum(history[:5])
+
+
 def check_killed_run_resumes_to_identical_losses(
     tmp_path: Path,
     config_name: str,

@@ -13,10 +13,9 @@ import torch
 
 from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
 from scenetext.training.config import load_config
-from scenetext.training.loop import Trainer
 from scenetext.training.recognition import RecognitionTask, clip4str_parameter_groups, sincos_position_codes
 
-from .runs import check_killed_run_resumes_to_identical_losses, losses, train_log
+from .runs import check_killed_run_resumes_to_identical_losses, check_loss_falls, train_log
 
 # Small enough for seconds per step on 2 CPU cores; few samples so the loss visibly falls.
 QUICK = [
@@ -34,13 +33,7 @@ QUICK = [
 
 @pytest.mark.slow
 def test_loss_falls_and_checkpoints_load(tmp_path):
-    config = load_config(
-        "tiny-recognizer", [*QUICK, f"output_dir={tmp_path}", "max_steps=30", "save_every=30"]
-    )
-    summary = Trainer(config, RecognitionTask(config)).train()
-    history = losses(tmp_path)
-    assert summary.steps == 30 and len(history) == 30
-    assert sum(history[-5:]) < 0.75 * sum(history[:5])
+    check_loss_falls(tmp_path, "tiny-recognizer", RecognitionTask, [*QUICK, "save_every=30"], ratio=0.75)
     for name in ("best", "last"):
         model = Clip4StrForSceneTextRecognition.from_pretrained(tmp_path / name)
         assert model.config.max_label_length == 12
