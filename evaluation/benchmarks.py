@@ -73,9 +73,9 @@ def discover_benchmarks(root: str | Path, names: Sequence[str] | None = None) ->
     A name that is not a standard benchmark is looked up as a folder all the same, so custom test sets
     under the same root work. Raises `FileNotFoundError` when ``root`` does not exist.
     """
-    from scenetext.data.lmdb import (
-        find_lmdb_databases,  # imports datasets; the names above are for parsers too
-    )
+    # Imported here: lmdb and datasets are extras; parsers and model cards read
+    # the names above on a base install.
+    from scenetext.data.lmdb import find_lmdb_databases
 
     root = Path(root)
     if not root.is_dir():

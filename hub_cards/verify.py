@@ -14,22 +14,29 @@ from typing import Any
 
 from .model_kinds import ModelKind
 
-# Runs in the isolated process: argv = [folder, model_type, (recognizer folder)]. Prints one JSON line
-# describing what loaded.
-_VERIFY_SCRIPT = r"""
-import json
+# Put first in a script run in a fresh process: `scenetext` cannot be imported there, as on a user's machine
+# that has only the downloaded folder (an editable install would otherwise find it). The tests' isolated
+# processes start with it too.
+BLOCK_SCENETEXT = r"""
 import sys
 
 
 class _BlockScenetext:
-    # The editable install would make `scenetext` importable; a user's machine has only the folder.
     def find_spec(self, name, path=None, target=None):
         if name == "scenetext" or name.startswith("scenetext."):
-            raise ImportError("scenetext is not importable while a Hub folder is verified")
+            raise ImportError("scenetext is not importable in this isolated process")
         return None
 
 
 sys.meta_path.insert(0, _BlockScenetext())
+"""
+
+# Runs in the isolated process: argv = [folder, model_type, (recognizer folder)]. Prints one JSON line
+# describing what loaded.
+_VERIFY_SCRIPT = (
+    BLOCK_SCENETEXT
+    + r"""
+import json
 
 import numpy as np
 import torch
@@ -75,6 +82,7 @@ print(json.dumps({
     "pipelines": pipelines,
 }))
 """
+)
 
 # Credentials are not needed to load a local folder; the child never sees them.
 _TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 # Tests never touch the network: every model they load is built and saved locally.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -18,16 +19,9 @@ RUN_SLOW = os.environ.get("RUN_SLOW", "").lower() in {"1", "true", "yes"}
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Prepended to every isolated script: `scenetext` must be unimportable there, exactly as on a machine
-# that only downloaded a Hub folder (the editable install would otherwise find it).
-_BLOCK_SCENETEXT = """
-import sys
-class _BlockScenetext:
-    def find_spec(self, name, path=None, target=None):
-        if name == "scenetext" or name.startswith("scenetext."):
-            raise ImportError("scenetext is not importable in this isolated process")
-        return None
-sys.meta_path.insert(0, _BlockScenetext())
+# Follows `BLOCK_SCENETEXT` in every isolated script: proof that `scenetext` is unimportable there, exactly as
+# on a machine that only downloaded a Hub folder (`scenetext push` verifies folders with the same blocker).
+_CHECK_ISOLATION = """
 try:
     import scenetext  # noqa: F401
 except ImportError:
@@ -51,10 +45,23 @@ def fixtures_dir() -> Path:
     return FIXTURES
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """For modules of tiny models (`pytestmark = pytest.mark.usefixtures("single_thread")`): on such small
+    tensors OpenMP threads cost more than they save, and spin badly on a shared, busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def run_isolated(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
     """Run a Python script in a fresh process, outside the repository, where `scenetext` cannot be
     imported and the Hub is offline; return its stdout (the test fails with its stderr otherwise)."""
+
+    # Imported here, not above: importing scenetext loads transformers, which must see the offline settings.
+    from scenetext.hub_cards.verify import BLOCK_SCENETEXT
 
     def run(script: str, timeout: float = 300) -> str:
         workdir = tmp_path_factory.mktemp("isolated")
@@ -65,7 +72,7 @@ def run_isolated(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], st
             HF_MODULES_CACHE=str(workdir / "modules_cache"),
             HF_HOME=str(workdir / "hf_home"),
         )
-        source = _BLOCK_SCENETEXT + textwrap.dedent(script)
+        source = BLOCK_SCENETEXT + _CHECK_ISOLATION + textwrap.dedent(script)
         result = subprocess.run(
             [sys.executable, "-c", source],
             cwd=workdir,

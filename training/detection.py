@@ -36,7 +36,6 @@ from datasets import IterableDataset
 
 from scenetext.data.augment_detection import SceneAugment
 from scenetext.data.collators import STORED_ORIENTATION, detection_batch
-from scenetext.data.corrupt_records import CorruptRecordLog
 from scenetext.data.hub import hub_detection_dataset
 from scenetext.data.icdar_folder import icdar_detection_dataset
 from scenetext.data.jsonl import jsonl_detection_dataset
@@ -50,7 +49,8 @@ from scenetext.pipelines.image_loading import load_rgb_image
 from scenetext.processors.tcm import TcmImageProcessor
 
 from .config import TrainingConfig, check_options, dataclass_from_mapping, signature_keys, variant_by
-from .loop import backbone_and_head_groups, sample_seed, train_stream
+from .loop import backbone_and_head_groups, sample_seed
+from .task import SourcedTask
 
 # The YAML sections above, checked when the config is loaded (`training/config.py`).
 _SOURCE = variant_by(
@@ -122,14 +122,13 @@ def tcm_parameter_groups(
     )
 
 
-class DetectionTask:
+class DetectionTask(SourcedTask):
     metric_name = "hmean"
     greater_is_better = True
+    logged_scores = ("hmean", "precision", "recall")
 
     def __init__(self, config: TrainingConfig):
-        self.config = config
-        self.data = dict(config.data)
-        self.corrupt_records = CorruptRecordLog(Path(config.output_dir) / "corrupt_records")
+        super().__init__(config)
         self.processor = TcmImageProcessor(**dict(config.processor))
         augment = self.data.get("augment", {})
         if augment is False:
@@ -165,13 +164,6 @@ class DetectionTask:
         options = self.config.optimizer
         return tcm_parameter_groups(model, learning_rate, options.weight_decay, options.decoder_lr_multiplier)
 
-    def save_pretrained(self, model: torch.nn.Module, folder: Path) -> None:
-        model.save_pretrained(folder)
-        self.processor.save_pretrained(folder)
-
-    def skipped_records(self) -> int:
-        return self.corrupt_records.count()
-
     # -- data ----------------------------------------------------------------------------------------------
 
     def _source(self, spec: dict[str, Any], where: str) -> IterableDataset:
@@ -195,9 +187,6 @@ class DetectionTask:
             return hub_detection_dataset(spec.pop("dataset"), corrupt_records=self.corrupt_records, **spec)
         raise ValueError(f"{where}.source must be synthetic, icdar, jsonl or hub, got {source!r}")
 
-    def train_dataset(self, start: int = 0) -> IterableDataset:
-        return train_stream(self.data, self._source, self.config.seed, start)
-
     def collate(self, samples: list[dict], seed: int) -> dict[str, Any] | None:
         """Augmentation seeded by (seed, sample) -- crops of one size, not resized again -- then DB targets.
         Without augmentation the processor resizes each scene to its test scale."""
@@ -207,12 +196,6 @@ class DetectionTask:
         return detection_batch(samples, self.processor, self.augment, seeds)
 
     # -- evaluation ----------------------------------------------------------------------------------------
-
-    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        if "eval" not in self.data:
-            return {}
-        counts = self.score(model, self._source(self.data["eval"], "data.eval"))
-        return {"hmean": counts.hmean, "precision": counts.precision, "recall": counts.recall}
 
     @torch.no_grad()
     def score(self, model: torch.nn.Module, samples: IterableDataset):

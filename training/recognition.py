@@ -27,7 +27,6 @@ Sources: `synthetic` (`num_samples`, `seed`, `word`: SyntheticWordConfig fields,
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +34,6 @@ from datasets import IterableDataset
 
 from scenetext.data.augment_recognition import WordCropRandAugment
 from scenetext.data.collators import recognition_batch
-from scenetext.data.corrupt_records import CorruptRecordLog
 from scenetext.data.hub import hub_recognition_dataset
 from scenetext.data.lmdb import lmdb_recognition_dataset
 from scenetext.data.synthetic import SyntheticWordConfig, synthetic_word_dataset
@@ -47,7 +45,8 @@ from scenetext.modeling.clip4str.convert_clip4str import build_processor
 from scenetext.processors.clip4str import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Clip4StrProcessor
 
 from .config import TrainingConfig, dataclass_from_mapping, signature_keys, variant_by
-from .loop import backbone_and_head_groups, sample_seed, train_stream
+from .loop import backbone_and_head_groups, sample_seed
+from .task import SourcedTask
 
 # The YAML sections above, checked when the config is loaded (`training/config.py`).
 _SOURCE = variant_by(
@@ -133,14 +132,13 @@ def sincos_position_codes(grid: tuple[int, int], width: int) -> torch.Tensor:
     return codes.float()
 
 
-class RecognitionTask:
+class RecognitionTask(SourcedTask):
     metric_name = "accuracy"
     greater_is_better = True
+    logged_scores = ("accuracy", "one_minus_ned", "mean_confidence")
 
     def __init__(self, config: TrainingConfig):
-        self.config = config
-        self.data = dict(config.data)
-        self.corrupt_records = CorruptRecordLog(Path(config.output_dir) / "corrupt_records")
+        super().__init__(config)
         self.model_config = self._model_config()
         processor_options = config.processor
         self.processor: Clip4StrProcessor = build_processor(
@@ -160,12 +158,8 @@ class RecognitionTask:
         if "from_clip" in options:
             from transformers import CLIPConfig
 
-            clip = CLIPConfig.from_pretrained(options["from_clip"])
-            return Clip4StrConfig(
-                vision_config=clip.vision_config.to_dict(),
-                text_config=clip.text_config.to_dict(),
-                projection_dim=clip.projection_dim,
-                **overrides,
+            return Clip4StrConfig.from_clip_config(
+                CLIPConfig.from_pretrained(options["from_clip"]), **overrides
             )
         return Clip4StrConfig.from_preset(options.get("preset", "tiny"), **overrides)
 
@@ -189,15 +183,6 @@ class RecognitionTask:
         return clip4str_parameter_groups(
             model, learning_rate, options.weight_decay, options.decoder_lr_multiplier
         )
-
-    def save_pretrained(self, model: torch.nn.Module, folder: Path) -> None:
-        """A Hub-style folder: model, processor, their code and the pipelines (`custom_pipelines`, written by the
-        model's `save_pretrained`)."""
-        model.save_pretrained(folder)
-        self.processor.save_pretrained(folder)
-
-    def skipped_records(self) -> int:
-        return self.corrupt_records.count()
 
     # -- data ----------------------------------------------------------------------------------------------
 
@@ -228,25 +213,12 @@ class RecognitionTask:
             )
         raise ValueError(f"{where}.source must be synthetic, lmdb or hub, got {source!r}")
 
-    def train_dataset(self, start: int = 0) -> IterableDataset:
-        return train_stream(self.data, self._source, self.config.seed, start)
-
     def collate(self, samples: list[dict], seed: int) -> dict[str, torch.Tensor] | None:
         """Official label preprocessing, augmentation seeded by (seed, sample), then the processor."""
         seeds = [sample_seed(sample, seed) for sample in samples]
         return recognition_batch(samples, self.processor, self.augment, seeds)
 
     # -- evaluation ----------------------------------------------------------------------------------------
-
-    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
-        if "eval" not in self.data:
-            return {}
-        scores = self.score(model, self._source(self.data["eval"], "data.eval"))
-        return {
-            "accuracy": scores.accuracy,
-            "one_minus_ned": scores.one_minus_ned,
-            "mean_confidence": scores.mean_confidence,
-        }
 
     def score(self, model: torch.nn.Module, samples: IterableDataset) -> RecognitionScores:
         return evaluate_recognition_samples(

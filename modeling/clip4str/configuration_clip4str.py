@@ -234,6 +234,18 @@ class Clip4StrConfig(PreTrainedConfig):
             **kwargs,
         )
 
+    @classmethod
+    def from_clip_config(cls, clip_config: Any, **kwargs: Any) -> Clip4StrConfig:
+        """Config whose towers and projection have the sizes of the transformers `CLIPConfig` `clip_config`
+        (what `Clip4StrForSceneTextRecognition.from_clip` starts from). Keyword arguments override top-level
+        fields."""
+        return cls(
+            vision_config=clip_config.vision_config.to_dict(),
+            text_config=clip_config.text_config.to_dict(),
+            projection_dim=clip_config.projection_dim,
+            **kwargs,
+        )
+
 
 Clip4StrConfig.register_for_auto_class()
 

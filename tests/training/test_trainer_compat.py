@@ -13,22 +13,19 @@ from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
 from scenetext.processors.clip4str import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from scenetext.processors.tcm import TcmImageProcessor
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a shared, busy machine several threads mostly wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-def _arguments(output_dir, steps: int, learning_rate: float) -> TrainingArguments:
-    return TrainingArguments(
+def _train(
+    model, rows: list[dict], collator, processing_class, output_dir, steps: int
+) -> tuple[Trainer, list[float]]:
+    """`steps` steps of transformers' `Trainer` on `rows` at a constant rate, logging every step; returns the
+    trainer and its losses."""
+    arguments = TrainingArguments(
         output_dir=str(output_dir),
         max_steps=steps,
         per_device_train_batch_size=4,
-        learning_rate=learning_rate,
+        learning_rate=3e-3,
         lr_scheduler_type="constant",
         logging_steps=1,
         save_strategy="no",
@@ -37,10 +34,15 @@ def _arguments(output_dir, steps: int, learning_rate: float) -> TrainingArgument
         remove_unused_columns=False,  # the rows' columns are the collator's input, not the model's arguments
         seed=0,
     )
-
-
-def _losses(trainer: Trainer) -> list[float]:
-    return [record["loss"] for record in trainer.state.log_history if "loss" in record]
+    trainer = Trainer(
+        model=model,
+        args=arguments,
+        train_dataset=rows,
+        data_collator=collator,
+        processing_class=processing_class,
+    )
+    trainer.train()
+    return trainer, [record["loss"] for record in trainer.state.log_history if "loss" in record]
 
 
 @pytest.mark.slow
@@ -50,15 +52,9 @@ def test_recognizer_trains_with_trainer(tmp_path):
     model = Clip4StrForSceneTextRecognition(config)
     processor = build_processor(config, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
     rows = [render_word_sample(index, seed=0) for index in range(4)]
-    trainer = Trainer(
-        model=model,
-        args=_arguments(tmp_path / "run", steps=15, learning_rate=3e-3),
-        train_dataset=rows,
-        data_collator=RecognitionCollator(processor),
-        processing_class=processor,
+    trainer, history = _train(
+        model, rows, RecognitionCollator(processor), processor, tmp_path / "run", steps=15
     )
-    trainer.train()
-    history = _losses(trainer)
     assert len(history) == 15
     assert sum(history[-3:]) < 0.8 * sum(history[:3])
 
@@ -80,15 +76,7 @@ def test_detector_trains_with_trainer(tmp_path):
     collator = DetectionCollator(
         image_processor, SceneAugment(crop_size=(96, 96), scale_range=(0.8, 1.2)), seed=0
     )
-    trainer = Trainer(
-        model=model,
-        args=_arguments(tmp_path / "run", steps=20, learning_rate=3e-3),
-        train_dataset=rows,
-        data_collator=collator,
-        processing_class=image_processor,
-    )
-    trainer.train()
-    history = _losses(trainer)
+    trainer, history = _train(model, rows, collator, image_processor, tmp_path / "run", steps=20)
     assert len(history) == 20
     assert sum(history[-4:]) < 0.8 * sum(history[:4])
     trainer.save_model(tmp_path / "saved")

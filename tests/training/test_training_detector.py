@@ -1,30 +1,17 @@
 """Detector training: the official scene augmentation, parameter groups, learning, exact resumption."""
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from scenetext.data.augment_detection import SceneAugment
 from scenetext.modeling.tcm import TcmForSceneTextDetection
 from scenetext.training.config import load_config
 from scenetext.training.detection import DetectionTask, tcm_parameter_groups
-from scenetext.training.loop import Trainer
 
+from .runs import check_killed_run_resumes_to_identical_losses, check_loss_falls
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a shared, busy machine several threads mostly wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # Few small scenes and a constant rate, so the loss visibly falls in a few dozen steps on 2 CPU cores.
@@ -39,11 +26,6 @@ QUICK = [
     "optimizer.learning_rate=3e-3",
     "optimizer.schedule=constant",
 ]
-
-
-def losses(output_dir: Path) -> list[float]:
-    records = [json.loads(line) for line in (output_dir / "train_log.jsonl").read_text().splitlines()]
-    return [record["loss"] for record in records if "loss" in record]
 
 
 def _rectangle_scene() -> tuple[np.ndarray, list[list[float]]]:
@@ -129,59 +111,21 @@ def test_official_parameter_groups():
 
 @pytest.mark.slow
 def test_loss_falls_and_checkpoints_load(tmp_path):
-    config = load_config(
-        "tiny-detector", [*QUICK, f"output_dir={tmp_path}", "max_steps=30", "save_every=30", "eval_every=30"]
-    )
-    summary = Trainer(config, DetectionTask(config)).train()
-    history = losses(tmp_path)
-    assert summary.steps == 30 and len(history) == 30
-    assert sum(history[-5:]) < 0.8 * sum(history[:5])
+    overrides = [*QUICK, "save_every=30", "eval_every=30"]
+    check_loss_falls(tmp_path, "tiny-detector", DetectionTask, overrides, ratio=0.8)
     for name in ("best", "last"):
         model = TcmForSceneTextDetection.from_pretrained(tmp_path / name)
         assert model.config.width == 8
         assert (tmp_path / name / "preprocessor_config.json").exists()
 
 
-_KILLED_RUN = """
-import os, signal, sys
-from scenetext.training.config import load_config
-from scenetext.training.loop import Trainer
-from scenetext.training.detection import DetectionTask
-
-config = load_config("tiny-detector", sys.argv[2:])
-kill_at = int(sys.argv[1])
-
-def on_step(trainer, loss):
-    if trainer.progress.step == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-Trainer(config, DetectionTask(config)).train(resume="--resume" in os.environ.get("RUN_MODE", ""), on_step=on_step)
-"""
-
-
-def _run_script(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, "-c", _KILLED_RUN, *args], capture_output=True, text=True, env=env, timeout=900
-    )
-
-
 @pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_to_identical_losses(tmp_path):
     overrides = [*QUICK, "max_steps=6", "save_every=3", "data.train.num_samples=10"]
-    straight = tmp_path / "straight"
-    config = load_config("tiny-detector", [*overrides, f"output_dir={straight}"])
-    Trainer(config, DetectionTask(config)).train()
-
-    interrupted = tmp_path / "interrupted"
-    args = [*overrides, f"output_dir={interrupted}"]
-    killed = _run_script(["5", *args])
-    assert killed.returncode == -9, killed.stderr[-2000:]
-    assert len(losses(interrupted)) == 5  # steps 4-5 ran after the last saved state (step 3)
-    resumed = _run_script(["-1", *args], {"RUN_MODE": "--resume"})
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Resumed from" in resumed.stdout + resumed.stderr
-    assert losses(interrupted) == losses(straight)
+    # This module runs on one thread (`single_thread`): the killed and resumed runs do too.
+    check_killed_run_resumes_to_identical_losses(
+        tmp_path, "tiny-detector", DetectionTask, overrides, env={"OMP_NUM_THREADS": "1"}
+    )
 
 
 def test_config_errors_are_specific(tmp_path):

@@ -13,8 +13,9 @@ import torch
 
 from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
 from scenetext.training.config import load_config
-from scenetext.training.loop import Trainer
 from scenetext.training.recognition import RecognitionTask, clip4str_parameter_groups, sincos_position_codes
+
+from .runs import check_killed_run_resumes_to_identical_losses, check_loss_falls, train_log
 
 # Small enough for seconds per step on 2 CPU cores; few samples so the loss visibly falls.
 QUICK = [
@@ -30,23 +31,9 @@ QUICK = [
 ]
 
 
-def _records(output_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (output_dir / "train_log.jsonl").read_text().splitlines()]
-
-
-def losses(output_dir: Path) -> list[float]:
-    return [record["loss"] for record in _records(output_dir) if "loss" in record]
-
-
 @pytest.mark.slow
 def test_loss_falls_and_checkpoints_load(tmp_path):
-    config = load_config(
-        "tiny-recognizer", [*QUICK, f"output_dir={tmp_path}", "max_steps=30", "save_every=30"]
-    )
-    summary = Trainer(config, RecognitionTask(config)).train()
-    history = losses(tmp_path)
-    assert summary.steps == 30 and len(history) == 30
-    assert sum(history[-5:]) < 0.75 * sum(history[:5])
+    check_loss_falls(tmp_path, "tiny-recognizer", RecognitionTask, [*QUICK, "save_every=30"], ratio=0.75)
     for name in ("best", "last"):
         model = Clip4StrForSceneTextRecognition.from_pretrained(tmp_path / name)
         assert model.config.max_label_length == 12
@@ -56,46 +43,10 @@ def test_loss_falls_and_checkpoints_load(tmp_path):
     assert (tmp_path / "checkpoints" / "step_00000030").is_dir()
 
 
-_KILLED_RUN = """
-import os, signal, sys
-from scenetext.training.config import load_config
-from scenetext.training.loop import Trainer
-from scenetext.training.recognition import RecognitionTask
-
-config = load_config("tiny-recognizer", sys.argv[2:])
-kill_at = int(sys.argv[1])
-
-def on_step(trainer, loss):
-    if trainer.progress.step == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-Trainer(config, RecognitionTask(config)).train(resume="--resume" in os.environ.get("RUN_MODE", ""), on_step=on_step)
-"""
-
-
-def _run_script(script: str, args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, timeout=900
-    )
-
-
 @pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_to_identical_losses(tmp_path):
     overrides = [*QUICK, "max_steps=8", "save_every=3", "data.augment=true", "data.train.num_samples=12"]
-    straight = tmp_path / "straight"
-    config = load_config("tiny-recognizer", [*overrides, f"output_dir={straight}"])
-    Trainer(config, RecognitionTask(config)).train()
-
-    interrupted = tmp_path / "interrupted"
-    args = [*overrides, f"output_dir={interrupted}"]
-    killed = _run_script(_KILLED_RUN, ["5", *args])
-    assert killed.returncode == -9, killed.stderr[-2000:]
-    assert len(losses(interrupted)) == 5  # steps 4-5 ran after the last saved state (step 3)
-    resumed = _run_script(_KILLED_RUN, ["-1", *args], {"RUN_MODE": "--resume"})
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Resumed from" in resumed.stdout + resumed.stderr
-    assert losses(interrupted) == losses(straight)
+    check_killed_run_resumes_to_identical_losses(tmp_path, "tiny-recognizer", RecognitionTask, overrides)
 
 
 _TWO_PROCESS_RUN = """
@@ -169,7 +120,7 @@ def test_two_processes_read_disjoint_data_and_keep_identical_weights(tmp_path, l
     assert len(ranks[0]["checksums"]) == 3
     assert ranks[0]["checksums"] == ranks[1]["checksums"]
     # One writer: one log line per step, one copy of the weights; each rank saved its own random streams.
-    assert [record["step"] for record in _records(output_dir) if "loss" in record] == [1, 2, 3]
+    assert [record["step"] for record in train_log(output_dir) if "loss" in record] == [1, 2, 3]
     checkpoint = output_dir / "checkpoints" / "step_00000003"
     assert {"model.safetensors", "rng_state_0.json", "rng_state_1.json"} <= {
         p.name for p in checkpoint.iterdir()

@@ -28,7 +28,7 @@ from transformers.masking_utils import create_causal_mask
 from transformers.utils import ModelOutput
 
 from .configuration_tcm import TcmConfig
-from .pipeline_files_tcm import copy_pipeline_files, declare_pipelines
+from .pipeline_files_tcm import SavesPipelineFilesMixin
 
 try:
     from timm.layers import AttentionPool2d
@@ -497,7 +497,7 @@ def load_state_dict_checked(module: nn.Module, state_dict: Mapping[str, torch.Te
     module.load_state_dict(state_dict, strict=True)
 
 
-class TcmPreTrainedModel(PreTrainedModel):
+class TcmPreTrainedModel(SavesPipelineFilesMixin, PreTrainedModel):
     """Configuration class, weight initialisation and loading for the TCM models."""
 
     config_class = TcmConfig
@@ -507,21 +507,13 @@ class TcmPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     supports_gradient_checkpointing = True
     _no_split_modules: ClassVar[list[str]] = ["TcmImageEncoder", "TcmContextDecoder"]
-    # The pipelines every saved folder declares in `custom_pipelines` and carries the code of: task -> (file,
-    # class). The OCR pipeline is the detector's: it loads the recognizer it is given.
+    # The pipelines every saved folder declares in `custom_pipelines` and carries the code of (`save_pretrained`
+    # of `pipeline_files_tcm.SavesPipelineFilesMixin`): task -> (file, class). The OCR pipeline is the
+    # detector's: it loads the recognizer it is given.
     saved_pipelines: ClassVar[dict[str, tuple[str, str]]] = {
         "scene-text-detection": ("pipeline_tcm.py", "SceneTextDetectionPipeline"),
         "ocr": ("pipeline_ocr.py", "OcrPipeline"),
     }
-
-    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs) -> None:
-        """`PreTrainedModel.save_pretrained`, plus the code of `saved_pipelines` and their `custom_pipelines`
-        entry, so that every path writing a folder (Trainer, training loop, conversion, `push_to_hub`) writes a
-        complete one (see `pipeline_files_tcm`)."""
-        files = declare_pipelines(self.config, self.saved_pipelines, self.name_or_path)
-        super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
-        if is_main_process:
-            copy_pipeline_files(files, save_directory)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -31,7 +31,7 @@ from .caption_tokenizer_clip4str import (
     read_vocab_and_merges_files,
 )
 from .configuration_clip4str import Clip4StrConfig, as_pair
-from .pipeline_files_clip4str import copy_pipeline_files, declare_pipelines
+from .pipeline_files_clip4str import SavesPipelineFilesMixin
 
 
 @dataclass
@@ -418,7 +418,7 @@ def build_vision_model(
     return model
 
 
-class Clip4StrPreTrainedModel(PreTrainedModel):
+class Clip4StrPreTrainedModel(SavesPipelineFilesMixin, PreTrainedModel):
     config_class = Clip4StrConfig
     config: Clip4StrConfig
     base_model_prefix = "clip4str"
@@ -428,22 +428,14 @@ class Clip4StrPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ("CLIPEncoderLayer", "Clip4StrDecoderLayer")
-    # The pipelines every saved folder declares in `custom_pipelines` and carries the code of: task -> (file,
-    # class). A recognizer answers to `image-to-text` too: custom tasks are looked up before transformers 5
-    # remaps that removed task name to `image-text-to-text`.
+    # The pipelines every saved folder declares in `custom_pipelines` and carries the code of (`save_pretrained`
+    # of `pipeline_files_clip4str.SavesPipelineFilesMixin`): task -> (file, class). A recognizer answers to
+    # `image-to-text` too: custom tasks are looked up before transformers 5 remaps that removed task name to
+    # `image-text-to-text`.
     saved_pipelines: ClassVar[dict[str, tuple[str, str]]] = {
         "scene-text-recognition": ("pipeline_clip4str.py", "SceneTextRecognitionPipeline"),
         "image-to-text": ("pipeline_clip4str.py", "SceneTextRecognitionPipeline"),
     }
-
-    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs) -> None:
-        """`PreTrainedModel.save_pretrained`, plus the code of `saved_pipelines` and their `custom_pipelines`
-        entry, so that every path writing a folder (Trainer, training loop, conversion, `push_to_hub`) writes a
-        complete one (see `pipeline_files_clip4str`)."""
-        files = declare_pipelines(self.config, self.saved_pipelines, self.name_or_path)
-        super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
-        if is_main_process:
-            copy_pipeline_files(files, save_directory)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -521,13 +513,7 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         from transformers.utils import cached_file
 
         clip = CLIPModel.from_pretrained(name_or_path)
-        config = Clip4StrConfig(
-            vision_config=clip.config.vision_config.to_dict(),
-            text_config=clip.config.text_config.to_dict(),
-            projection_dim=clip.config.projection_dim,
-            **config_kwargs,
-        )
-        model = cls(config)
+        model = cls(Clip4StrConfig.from_clip_config(clip.config, **config_kwargs))
         clip_weights = {k: v for k, v in clip.state_dict().items() if k != "logit_scale"}
         result = model.load_state_dict(clip_weights, strict=False)
         if result.unexpected_keys:

@@ -13,13 +13,16 @@ looked up, first hit wins, in:
 A pipeline found nowhere (a model loaded with trust_remote_code from a folder without pipeline files, then moved
 or deleted) is left out of the saved folder with a warning.
 
-The same file sits in every model folder (`pipeline_files_<model>.py`): model folders cannot import each other.
+Every model folder carries this module (`pipeline_files_<model>.py`), since model folders cannot import each other;
+in the source tree the TCM one is a symbolic link to the CLIP4STR one, so there is a single text to edit (setuptools,
+pip and transformers' code copying all write the file the link points to).
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import ClassVar
 
 from transformers.dynamic_module_utils import get_relative_import_files
 from transformers.utils import cached_file, logging
@@ -81,3 +84,18 @@ def copy_pipeline_files(files: dict[str, list[Path]], save_directory: str | Path
             target = Path(save_directory) / path.name
             if path.resolve() != target.resolve():
                 shutil.copyfile(path, target)
+
+
+class SavesPipelineFilesMixin:
+    """Put before `PreTrainedModel` in a model's bases: its `save_pretrained` also writes the `custom_pipelines`
+    entry and the code of the pipelines in `saved_pipelines`, so that every path writing a folder (Trainer,
+    training loop, conversion, `push_to_hub`) writes a complete one."""
+
+    # task -> (pipeline file name, pipeline class name); each model names its own.
+    saved_pipelines: ClassVar[dict[str, tuple[str, str]]] = {}
+
+    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs) -> None:
+        files = declare_pipelines(self.config, self.saved_pipelines, self.name_or_path)
+        super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
+        if is_main_process:
+            copy_pipeline_files(files, save_directory)

@@ -364,6 +364,21 @@ def test_model_loads_with_trust_remote_code_in_isolated_process(tmp_path, run_is
     assert stdout.split() == ["Clip4StrConfig", "Clip4StrForSceneTextRecognition", "True"]
 
 
+def test_from_clip_config_takes_the_towers_sizes_and_the_overrides():
+    from transformers import CLIPConfig
+
+    preset = Clip4StrConfig.from_preset("small")
+    clip_config = CLIPConfig(
+        vision_config=preset.vision_config.to_dict(),
+        text_config=preset.text_config.to_dict(),
+        projection_dim=preset.projection_dim,
+    )
+    config = Clip4StrConfig.from_clip_config(clip_config, max_label_length=12)
+    assert (config.vision_config.hidden_size, config.vision_config.num_hidden_layers) == (128, 4)
+    assert (config.text_config.hidden_size, config.projection_dim) == (64, 128)
+    assert config.max_label_length == 12
+
+
 def test_from_clip_takes_both_towers_and_the_tokenizer_merges(tmp_path):
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 

@@ -20,15 +20,6 @@ from scenetext.modeling.tcm.convert_tcm import (
 FIXTURE_HEADS = {"text_heads": 2, "context_decoder_heads": 2, "visual_prompt_heads": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: OpenMP threads cost more than they save, and spin badly on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def fixture_a(fixtures_dir):
     return fixtures_dir / "tcm" / "a"

@@ -25,15 +25,6 @@ from scenetext.modeling.tcm.modeling_tcm import (
 LABEL_KEYS = ("shrink_map", "shrink_mask", "threshold_map", "threshold_mask")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: OpenMP threads cost more than they save, and spin badly on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_model(**overrides) -> TcmForSceneTextDetection:
     torch.manual_seed(0)
     return TcmForSceneTextDetection(TcmConfig.from_preset("tiny", **overrides))

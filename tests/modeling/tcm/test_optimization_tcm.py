@@ -21,15 +21,6 @@ from scenetext.processors.tcm import TcmImageProcessor
 MAP_KEYS = ("prob_map", "thresh_map", "matching_map", "text_embeddings")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: OpenMP threads cost more than they save, and spin badly on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def model_with_trained_batch_norms(**overrides) -> TcmForSceneTextDetection:
     """The tiny model with batch-norm statistics away from their identity initialisation, so that folding
     them into the convolutions is not a no-op."""

@@ -1,0 +1,58 @@
+"""What the recognition and detection tasks share: both read their samples from the `data` section's sources,
+log the records they cannot read, report scores on `data.eval` and save their processor next to the model.
+Each task builds its own sources, model, batches and scores; `TrainingTask` in `training/loop.py` says what the
+loop asks of a task."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import IterableDataset
+
+from scenetext.data.corrupt_records import CorruptRecordLog
+
+from .config import TrainingConfig
+from .loop import train_stream
+
+
+class SourcedTask(ABC):
+    """A training task whose data comes from the sources named in `data.train` and `data.eval`; a subclass
+    builds one source from its spec (`_source`) and sets `processor` in its `__init__`."""
+
+    processor: Any  # saved with every exported model, so the folder reads its own inputs
+    logged_scores: tuple[str, ...]  # the attributes of `score`'s result that `evaluate` reports
+
+    def __init__(self, config: TrainingConfig):
+        self.config = config
+        self.data = dict(config.data)
+        self.corrupt_records = CorruptRecordLog(Path(config.output_dir) / "corrupt_records")
+
+    @abstractmethod
+    def _source(self, spec: dict[str, Any], where: str) -> IterableDataset:
+        """The samples of one `data.*` source spec; `where` names the spec in errors."""
+
+    def train_dataset(self, start: int = 0) -> IterableDataset:
+        return train_stream(self.data, self._source, self.config.seed, start)
+
+    @abstractmethod
+    def score(self, model: torch.nn.Module, samples: IterableDataset) -> Any:
+        """The task's scores of `model` on `samples`, with the attributes named in `logged_scores`."""
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        """The `logged_scores` on `data.eval`; nothing when the config has no evaluation set."""
+        if "eval" not in self.data:
+            return {}
+        scores = self.score(model, self._source(self.data["eval"], "data.eval"))
+        return {name: getattr(scores, name) for name in self.logged_scores}
+
+    def save_pretrained(self, model: torch.nn.Module, folder: Path) -> None:
+        """A Hub-style folder: model, processor, their code and the pipelines (`custom_pipelines`, written by
+        the model's `save_pretrained`)."""
+        model.save_pretrained(folder)
+        self.processor.save_pretrained(folder)
+
+    def skipped_records(self) -> int:
+        return self.corrupt_records.count()
