@@ -71,6 +71,14 @@ def load_rgb_image(
     return rgb
 
 
+def split_image_batch(inputs: Any) -> Any:
+    """A 4-D numpy array or torch tensor as the list of its images (each read by `load_rgb_image` with that
+    type's convention: (H, W, C) arrays, (C, H, W) tensors); any other input unchanged. The pipelines call it
+    first, so a batch tensor gets one result per image as a list of images does."""
+    is_array = isinstance(inputs, np.ndarray) or (torch is not None and isinstance(inputs, torch.Tensor))
+    return list(inputs) if is_array and inputs.ndim == 4 else inputs
+
+
 def _describe(image: Any) -> str:
     """How an error message names the input: its path or URL, else its type and size."""
     if isinstance(image, str | Path):

@@ -9,7 +9,7 @@ import numpy as np
 from transformers import AutoModel, AutoProcessor, Pipeline, PreTrainedModel, ProcessorMixin
 
 from .crop_recognition import DEFAULT_CROP_MARGIN, recognize_regions
-from .image_loading import load_rgb_image
+from .image_loading import load_rgb_image, split_image_batch
 from .pipeline_tcm import POST_PROCESSING_ARGUMENTS, detector_for_inference
 from .reading_order_ocr import reading_order
 
@@ -85,6 +85,9 @@ class OcrPipeline(Pipeline):
         self.detector = detector_for_inference(self.model)
         self.recognizer = recognizer.to(self.device).eval()
         self.recognizer_processor = recognizer_processor
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        return super().__call__(split_image_batch(inputs), **kwargs)
 
     def _sanitize_parameters(
         self,

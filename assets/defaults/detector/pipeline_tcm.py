@@ -6,7 +6,7 @@ from typing import Any
 
 from transformers import Pipeline
 
-from .image_loading import load_rgb_image
+from .image_loading import load_rgb_image, split_image_batch
 
 # Settings of `TcmImageProcessor.post_process_text_detection` a caller may pass per call.
 POST_PROCESSING_ARGUMENTS = (
@@ -52,6 +52,9 @@ class SceneTextDetectionPipeline(Pipeline):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.detector = detector_for_inference(self.model)
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        return super().__call__(split_image_batch(inputs), **kwargs)
 
     def _sanitize_parameters(self, timeout: float | None = None, **kwargs: Any) -> tuple[dict, dict, dict]:
         unknown = set(kwargs) - set(POST_PROCESSING_ARGUMENTS)

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from transformers import Pipeline
 
-from .image_loading import load_rgb_image
+from .image_loading import load_rgb_image, split_image_batch
 
 
 class SceneTextRecognitionPipeline(Pipeline):
@@ -22,8 +22,10 @@ class SceneTextRecognitionPipeline(Pipeline):
     ```
 
     Inputs are anything `load_rgb_image` reads (file paths, URLs, bytes, PIL images, numpy arrays, torch tensors),
-    alone or in a list. The score
-    is the product of the per-character confidences (and of the end token), as `Clip4StrProcessor.batch_decode`.
+    alone or in a list; a 4-D array or tensor is a batch of images (N, C, H, W for tensors). The score is the
+    product of the per-character confidences (and of the end token), as `Clip4StrProcessor.batch_decode`.
+    `max_new_tokens=n` (or `generate_kwargs={"max_new_tokens": n}`, as image-to-text pipelines take it) caps
+    the characters read at n.
     """
 
     _load_processor = True
@@ -31,10 +33,24 @@ class SceneTextRecognitionPipeline(Pipeline):
     _load_tokenizer = False
     _load_feature_extractor = False
 
-    def _sanitize_parameters(self, timeout: float | None = None, **kwargs: Any) -> tuple[dict, dict, dict]:
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        return super().__call__(split_image_batch(inputs), **kwargs)
+
+    def _sanitize_parameters(
+        self,
+        timeout: float | None = None,
+        max_new_tokens: int | None = None,
+        generate_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> tuple[dict, dict, dict]:
         if kwargs:
-            raise TypeError(f"scene-text-recognition got unexpected arguments {sorted(kwargs)}")
-        return ({} if timeout is None else {"timeout": timeout}), {}, {}
+            raise TypeError(
+                f"scene-text-recognition got unexpected arguments {sorted(kwargs)}; it takes timeout, "
+                f"max_new_tokens and generate_kwargs={{'max_new_tokens': n}}"
+            )
+        max_new_tokens = _max_new_tokens(max_new_tokens, generate_kwargs)
+        postprocess_params = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
+        return ({} if timeout is None else {"timeout": timeout}), {}, postprocess_params
 
     def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, torch.Tensor]:
         image = load_rgb_image(image, timeout=timeout)
@@ -44,9 +60,51 @@ class SceneTextRecognitionPipeline(Pipeline):
     def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"logits": self.model(model_inputs["pixel_values"]).logits}
 
-    def postprocess(self, model_outputs: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-        decoded = self.processor.batch_decode(model_outputs["logits"].float())
+    def postprocess(
+        self, model_outputs: dict[str, torch.Tensor], max_new_tokens: int | None = None
+    ) -> list[dict[str, Any]]:
+        logits = model_outputs["logits"].float()
+        if max_new_tokens is None:
+            decoded = self.processor.batch_decode(logits)
+            readings = zip(decoded["generated_text"], decoded["scores"], strict=True)
+        else:
+            readings = self._decode_at_most(logits, max_new_tokens)
+        return [{"generated_text": text, "score": float(score)} for text, score in readings]
+
+    def _decode_at_most(self, logits: torch.Tensor, max_new_tokens: int) -> list[tuple[str, float]]:
+        """Readings of at most `max_new_tokens` characters. The decoder reads all positions at once, so the
+        cap applies to decoding: a word that ends within it is read (and scored, with its end token) as
+        without the cap; a longer one is cut after `max_new_tokens` characters and scored on those."""
+        decoded = self.processor.batch_decode(logits[:, : max_new_tokens + 1])
+        cut = self.processor.batch_decode(logits[:, :max_new_tokens])
+        readings = zip(decoded["generated_text"], decoded["scores"], strict=True)
         return [
-            {"generated_text": text, "score": float(score)}
-            for text, score in zip(decoded["generated_text"], decoded["scores"], strict=True)
+            (text, score) if len(text) <= max_new_tokens else (cut_text, cut_score)
+            for (text, score), cut_text, cut_score in zip(
+                readings, cut["generated_text"], cut["scores"], strict=True
+            )
         ]
+
+
+def _max_new_tokens(max_new_tokens: int | None, generate_kwargs: dict[str, Any] | None) -> int | None:
+    """The cap on decoded characters given as `max_new_tokens` or in `generate_kwargs` (as image-to-text
+    pipelines take it); the other generation settings do not apply to this non-autoregressive read."""
+    generate_kwargs = dict(generate_kwargs or {})
+    from_generate_kwargs = generate_kwargs.pop("max_new_tokens", None)
+    if generate_kwargs:
+        raise TypeError(
+            f"scene-text-recognition does not use generate_kwargs {sorted(generate_kwargs)}: it reads every "
+            "character position at once; only max_new_tokens (a cap on the characters read) applies"
+        )
+    if (
+        max_new_tokens is not None
+        and from_generate_kwargs is not None
+        and max_new_tokens != from_generate_kwargs
+    ):
+        raise ValueError(
+            f"max_new_tokens={max_new_tokens} and generate_kwargs['max_new_tokens']={from_generate_kwargs} differ"
+        )
+    cap = max_new_tokens if max_new_tokens is not None else from_generate_kwargs
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ValueError(f"max_new_tokens must be an integer >= 1, got {cap!r}")
+    return cap
