@@ -36,8 +36,8 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """The full parser; with `argv`, only the converter that `argv` names is imported (see `convert.py`)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command (built without importing torch or transformers)."""
     parser = argparse.ArgumentParser(prog="scenetext", description=__doc__)
     parser.add_argument("--version", action="version", version=f"scenetext {package_version()}")
     parser.add_argument(
@@ -46,7 +46,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="show the traceback of a failure (also SCENETEXT_DEBUG=1); may stand anywhere",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    convert.add_parser(subparsers, argv)
+    convert.add_parser(subparsers)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).add_parser(subparsers)
     return parser
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in argv or os.environ.get("SCENETEXT_DEBUG", "") not in ("", "0")
     argv = [item for item in argv if item != DEBUG_FLAG]
-    parser = build_parser(argv)
+    parser = build_parser()
     # `key=value` overrides may stand anywhere after the sub-command (argparse cannot mix a variable-length
     # positional with options), so they are collected from what the sub-command's options leave over.
     args, extra = parser.parse_known_args(argv)

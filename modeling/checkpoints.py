@@ -2,22 +2,16 @@
 
 `torch.load` unpickles, and unpickling can run any code the file names. Every foreign checkpoint is therefore
 read with `weights_only=True` (tensors, containers and plain values only); a file that needs more is refused
-unless the caller allows pickle for a file they trust. The command line spells that `--allow-pickle`.
+unless the caller allows pickle for a file they trust (`scenetext convert ... --allow-pickle`).
 """
 
 from __future__ import annotations
 
-import argparse
 import pickle
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-
-ALLOW_PICKLE_HELP = (
-    "load with full unpickling, which can run code from the file: only for checkpoints you trust"
-)
 
 
 def load_foreign_checkpoint(path: str | Path, allow_pickle: bool = False) -> Any:
@@ -51,23 +45,3 @@ def _unpickler_reason(error: pickle.UnpicklingError) -> str:
     GLOBAL argparse.Namespace`)."""
     lines = [line.strip() for line in str(error).split("WeightsUnpickler error:")[-1].splitlines()]
     return next((line for line in lines if line), "unknown reason")
-
-
-class _DeprecatedAllowPickle(argparse.Action):
-    """`--allow-unsafe-unpickling`, the TCM converter's first spelling of `--allow-pickle`."""
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        warnings.warn(f"{option_string} is deprecated; use --allow-pickle", FutureWarning, stacklevel=2)
-        setattr(namespace, self.dest, True)
-
-
-def add_allow_pickle_argument(parser: argparse.ArgumentParser) -> None:
-    """`--allow-pickle` (sets `allow_pickle`), and its deprecated alias `--allow-unsafe-unpickling`."""
-    parser.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
-    parser.add_argument(
-        "--allow-unsafe-unpickling",
-        dest="allow_pickle",
-        nargs=0,
-        action=_DeprecatedAllowPickle,
-        help=argparse.SUPPRESS,
-    )

@@ -9,7 +9,6 @@ parameters when present, else the official 8.
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 from transformers import CLIPTextConfig, CLIPVisionConfig
 
-from scenetext.modeling.checkpoints import add_allow_pickle_argument, load_foreign_checkpoint
+from scenetext.modeling.checkpoints import load_foreign_checkpoint
 
 from .caption_tokenizer_clip4str import installed_openai_merges_file, read_openai_clip_merges
 from .configuration_clip4str import CHARSET_36, CHARSET_94, Clip4StrConfig, as_pair
@@ -260,31 +259,3 @@ def build_processor(
     )
     tokenizer = Clip4StrTokenizer(charset=config.charset, max_label_length=config.max_label_length)
     return Clip4StrProcessor(image_processor=image_processor, tokenizer=tokenizer)
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "clip4str", help="official CLIP4STR .ckpt/.pt -> transformers folder (model, processor, code)"
-    )
-    parser.add_argument("src", type=Path, help="official checkpoint (.ckpt or .pt with a state_dict)")
-    parser.add_argument("dst", type=Path, help="output folder")
-    parser.add_argument("--vision-heads", type=int, help="vision attention heads (default: width // 64)")
-    parser.add_argument("--text-heads", type=int, help="text attention heads (default: width // 64)")
-    parser.add_argument(
-        "--decoder-heads", type=int, help="decoder heads (default: from the checkpoint, else 8)"
-    )
-    add_allow_pickle_argument(parser)
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    dst = convert_clip4str_checkpoint(
-        args.src,
-        args.dst,
-        vision_heads=args.vision_heads,
-        text_heads=args.text_heads,
-        decoder_heads=args.decoder_heads,
-        allow_pickle=args.allow_pickle,
-    )
-    print(f"Converted {args.src} -> {dst}")
-    return 0

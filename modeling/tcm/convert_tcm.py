@@ -10,7 +10,6 @@ tokenizer, so the saved folder needs no tokenizer.
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from scenetext.modeling.checkpoints import add_allow_pickle_argument, load_foreign_checkpoint
+from scenetext.modeling.checkpoints import load_foreign_checkpoint
 from scenetext.modeling.tcm.configuration_tcm import DEFAULT_CLASS_PROMPT, TcmConfig
 from scenetext.modeling.tcm.modeling_tcm import (
     TcmForSceneTextDetection,
@@ -217,29 +216,3 @@ def convert_tcm_checkpoint(
         return dst
     TcmImageProcessor.from_preset("icdar2015").save_pretrained(dst)
     return dst
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add `tcm` to `scenetext convert`."""
-    parser = subparsers.add_parser("tcm", help="convert a released TCM (mmcv .pth) checkpoint")
-    parser.add_argument("src", type=Path, help="TCM checkpoint (.pth)")
-    parser.add_argument("dst", type=Path, help="output folder")
-    parser.add_argument("--text-heads", type=int, help="text encoder heads (default: width // 64)")
-    parser.add_argument("--context-decoder-heads", type=int, help=f"default {OFFICIAL_DECODER_HEADS}")
-    parser.add_argument("--visual-prompt-heads", type=int, help=f"default {OFFICIAL_DECODER_HEADS}")
-    add_allow_pickle_argument(parser)
-    parser.set_defaults(func=_run)
-    return parser
-
-
-def _run(args: argparse.Namespace) -> int:
-    dst = convert_tcm_checkpoint(
-        args.src,
-        args.dst,
-        text_heads=args.text_heads,
-        context_decoder_heads=args.context_decoder_heads,
-        visual_prompt_heads=args.visual_prompt_heads,
-        allow_pickle=args.allow_pickle,
-    )
-    print(f"Saved TCM model to {dst}")
-    return 0

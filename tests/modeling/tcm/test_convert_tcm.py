@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from scenetext.cli.main import main
 from scenetext.modeling.tcm import TcmForSceneTextDetection
 from scenetext.modeling.tcm.convert_tcm import (
-    add_parser,
     convert_tcm_checkpoint,
     infer_tcm_config,
     load_tcm_state_dict,
@@ -129,11 +129,8 @@ def test_class_prompt_is_tokenised_like_tcm():
 
 
 def test_cli_subcommand_converts(fixture_a, tmp_path):
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="model"))
     heads = ["--text-heads", "2", "--context-decoder-heads", "2", "--visual-prompt-heads", "2"]
-    args = parser.parse_args(["tcm", str(fixture_a / "checkpoint.pth"), str(tmp_path / "out"), *heads])
-    assert args.func(args) == 0
+    assert main(["convert", "tcm", str(fixture_a / "checkpoint.pth"), str(tmp_path / "out"), *heads]) == 0
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["context_decoder_heads"] == 2
     assert config["auto_map"]["AutoModel"] == "modeling_tcm.TcmForSceneTextDetection"
