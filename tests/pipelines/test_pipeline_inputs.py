@@ -8,8 +8,6 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
-from scenetext.pipelines import add_pipelines
-
 from ..tiny_models import save_tiny_detector, save_tiny_recognizer
 
 
@@ -18,8 +16,6 @@ def pipelines(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     save_tiny_recognizer(root / "recognizer")
     save_tiny_detector(root / "detector")
-    add_pipelines(root / "recognizer")
-    add_pipelines(root / "detector")
     options = {"trust_remote_code": True, "device": "cpu"}
     return {
         "image-to-text": pipeline("image-to-text", model=str(root / "recognizer"), **options),
