@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "scenetext.cli.evaluate",
     "scenetext.cli.push",
     "scenetext.cli.ocr",
+    "scenetext.cli.export",
 )
 
 # `scenetext convert MODEL SRC DST`: one converter per model, next to the model it feeds.
