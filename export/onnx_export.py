@@ -79,6 +79,9 @@ def _onnx_export(graph: torch.nn.Module, example: torch.Tensor, path: Path, dyna
         dynamic_shapes={"pixel_values": dynamic_axes},
         custom_translation_table=TRANSLATIONS,
         external_data=False,
+        # onnxscript's rewriter takes many minutes on the unrolled decoding graph (every step and merge round is
+        # its own nodes); ONNX Runtime applies its own graph optimisations when it loads the file.
+        optimize=False,
     )
     program.save(str(path))
     return int(program.model.opset_imports[""])
