@@ -1,8 +1,11 @@
 """Export a recognizer or detector folder to ONNX, and check the file against PyTorch before calling it done.
 
 The exported folder holds `model.onnx`, the processor files (the same pre- and post-processing run on both
-backends) and `onnx_export.json` (what was exported and how closely it matched). It is read by
-`scenetext.pipelines.onnx_backend` and `scenetext ocr --backend onnx`.
+backends), the model config and `onnx_export.json` (what was exported and how closely it matched). The
+folder is read by `scenetext.pipelines.onnx_backend` (`OnnxRecognizer`, `OnnxDetector`).
+
+This package is not copied into saved model folders: exporting needs torch, onnxscript and this package,
+while what it writes (an ONNX file and processor files) is all a deployment needs.
 
 The recognizer is exported with `decode_fixed_steps=True`: every decoding step is in the graph and the steps
 after all samples have read [E] are masked out, so the graph has static shapes apart from the batch and gives the
