@@ -14,7 +14,11 @@ text structure). Runs alternate (baseline, ours, baseline, ...) so that load fro
 alike; wall time and this process's CPU time are both reported, the CPU time being the steadier on a shared
 machine.
 
+With `--onnx`, a third side runs the same weights exported with `scenetext.export` (checked against PyTorch)
+in ONNX Runtime fp32 (as many threads as torch), with ours' pre- and post-processing, in the same alternating run.
+
     python benchmarks/detector.py --preset rn50 --batch-size 1 --repeats 2 --json detector.json
+    python benchmarks/detector.py --preset rn50 --batch-size 1 --repeats 2 --onnx --json detector-onnx.json
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -98,9 +103,21 @@ def _same_detections(ours: list[dict], reference: list[dict]) -> bool:
     )
 
 
-def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> dict[str, object]:
-    """Time pre-processing, model and post-processing for the baseline and ours, interleaved; returns the
-    measurement record."""
+def _onnx_detector(model: TcmForSceneTextDetection, folder: str) -> Callable[[torch.Tensor], object]:
+    """The model exported to `folder` (checked against PyTorch), as a callable on pixel values returning an output
+    with `.prob_map`."""
+    from scenetext.export.onnx_export import export_detector_model
+    from scenetext.pipelines.onnx_backend import OnnxDetector
+
+    export_detector_model(model, folder)
+    return OnnxDetector(folder, num_threads=torch.get_num_threads())
+
+
+def run(
+    preset: str, batch_size: int, dtype: str, device: str, repeats: int, onnx: bool = False
+) -> dict[str, object]:
+    """Time pre-processing, model and post-processing for the baseline and ours (and ONNX Runtime with
+    `onnx`), interleaved; returns the measurement record."""
     if preset not in PRESETS:
         raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {preset!r}")
     precision = resolve_precision(dtype)
@@ -161,6 +178,17 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
         "baseline": (lambda: processor(images), baseline_model, baseline_postprocess),
         "ours": (lambda: processor(images), ours_model, ours_postprocess),
     }
+    export_folder = None
+    if onnx:
+        if precision.dtype != torch.float32 or device.type != "cpu":
+            raise ValueError("--onnx runs the fp32 export on the CPU: use it with --dtype fp32 --device cpu")
+        export_folder = tempfile.TemporaryDirectory()
+        onnx_detector = _onnx_detector(model, export_folder.name)
+        steps["onnx"] = (
+            lambda: processor(images),
+            lambda: onnx_detector(pixel_values).prob_map,
+            ours_postprocess,
+        )
     wall = {f"{side}_{stage}": [] for side in steps for stage in STAGES}
     cpu = {key: [] for key in wall}
     outputs = {}
@@ -173,6 +201,9 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
                     seconds, cpu_seconds, _ = _timed(function)
                     wall[f"{side}_{stage}"].append(seconds)
                     cpu[f"{side}_{stage}"].append(cpu_seconds)
+
+    if export_folder is not None:
+        export_folder.cleanup()
 
     def total(times: dict[str, list[float]], side: str) -> float:
         return sum(statistics.median(times[f"{side}_{stage}"]) for stage in STAGES)
@@ -195,12 +226,24 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
     for kind, times in (("s", wall), ("cpu_s", cpu)):
         for key, values in times.items():
             side, stage = key.split("_", 1)
-            record[f"{stage}_{kind}" if side == "ours" else f"baseline_{stage}_{kind}"] = statistics.median(
+            record[f"{stage}_{kind}" if side == "ours" else f"{side}_{stage}_{kind}"] = statistics.median(
                 values
             )
     record.update(
         {
             "max_abs_prob_map_difference": float((base_prob.float() - ours_prob).abs().max()),
+            **(
+                {
+                    "onnx_images_per_s": batch_size / total(wall, "onnx"),
+                    "onnx_speedup": total(wall, "baseline") / total(wall, "onnx"),
+                    "onnx_cpu_speedup": total(cpu, "baseline") / total(cpu, "onnx"),
+                    "onnx_max_abs_prob_map_difference": float(
+                        (base_prob.float() - outputs["onnx"][1]).abs().max()
+                    ),
+                }
+                if onnx
+                else {}
+            ),
             "detections": sum(len(result["polygons"]) for result in outputs["ours"][2]),
             "postprocess_identical": _same_detections(outputs["ours"][2], outputs["baseline"][2]),
             "load_average_before": load_before,
@@ -220,8 +263,11 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = benchmark_parser(__doc__, PRESETS, batch_size=1)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--onnx", action="store_true", help="also time the ONNX Runtime fp32 export in the same run"
+    )
     args = parser.parse_args(argv)
-    record = run(args.preset, args.batch_size, args.dtype, args.device, args.repeats)
+    record = run(args.preset, args.batch_size, args.dtype, args.device, args.repeats, args.onnx)
     splits = ", ".join(
         f"{stage} {record[f'{stage}_cpu_s']:.3f} vs {record[f'baseline_{stage}_cpu_s']:.3f} s"
         for stage in STAGES
@@ -232,6 +278,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         f"(x{record['speedup']:.2f} wall, x{record['cpu_speedup']:.2f} CPU time; {splits} CPU; "
         f"load {record['load_average_before']:.1f})"
     )
+    if args.onnx:
+        results += (
+            f"; onnx {record['onnx_images_per_s']:.3f} img/s (x{record['onnx_speedup']:.2f} wall, "
+            f"x{record['onnx_cpu_speedup']:.2f} CPU time vs the baseline)"
+        )
     return report(record, results, args.json)
 
 

@@ -8,7 +8,11 @@ linear layers (int8 weights, activations quantized per batch: CPU serving). The 
 times are reported separately. Runs alternate (baseline, ours, baseline, ...) so that load from other processes
 hits both alike. `ids_agreement` is the share of predicted ids of ours equal to the fp32 reference's.
 
+With `--onnx`, the same model is also exported (`scenetext.export`) and its ONNX Runtime fp32 and dynamic
+int8 files are timed in the same alternating run (whole forward, with ORT using as many threads as torch).
+
     python benchmarks/recognizer.py --preset b16 --batch-size 8 --repeats 2 --json recognizer.json
+    python benchmarks/recognizer.py --preset b16 --batch-size 8 --repeats 3 --onnx --json recognizer-onnx.json
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import copy
 import importlib.util
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -79,8 +84,26 @@ def _caption_rows_encoded(model: Clip4StrForSceneTextRecognition, decode: Callab
     return sum(rows)
 
 
-def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> dict[str, object]:
-    """Time encoder and decoding for the baseline and ours, interleaved; returns the measurement record."""
+def _onnx_recognizers(model: Clip4StrForSceneTextRecognition, folder: str) -> dict[str, Callable]:
+    """The model exported to `folder` (checked against PyTorch) and quantised, each file as a callable on
+    pixel values returning the logits."""
+    from scenetext.export.onnx_export import INT8_ONNX_FILE, ONNX_FILE, export_recognizer_model, quantize_int8
+    from scenetext.pipelines.onnx_backend import OnnxRecognizer
+
+    export_recognizer_model(model, folder)
+    quantize_int8(folder)
+    threads = torch.get_num_threads()
+    return {
+        name: OnnxRecognizer(folder, file_name, num_threads=threads)
+        for name, file_name in (("onnx_fp32", ONNX_FILE), ("onnx_int8", INT8_ONNX_FILE))
+    }
+
+
+def run(
+    preset: str, batch_size: int, dtype: str, device: str, repeats: int, onnx: bool = False
+) -> dict[str, object]:
+    """Time encoder and decoding for the baseline and ours, interleaved (and the ONNX Runtime files' whole
+    forwards with `onnx`); returns the measurement record."""
     if preset not in PRESETS:
         raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {preset!r}")
     precision = resolve_precision(dtype)
@@ -100,7 +123,13 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
         return ours_model.encode_image(ours_pixel_values)
 
     times: dict[str, list[float]] = {"base_enc": [], "base_dec": [], "ours_enc": [], "ours_dec": []}
+    export_folder = tempfile.TemporaryDirectory() if onnx else None
+    onnx_backends = _onnx_recognizers(model, export_folder.name) if onnx else {}
+    onnx_ids = {}
     with torch.inference_mode():
+        for name, backend in onnx_backends.items():
+            times[name] = []
+            onnx_ids[name] = backend(pixel_values.cpu()).logits.argmax(-1)  # warm-up
         memory_fp32 = model.encode_image(pixel_values)  # warm-up
         model.decode(memory_fp32)
         ours_model.decode(ours_encoder())
@@ -110,17 +139,27 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
             memory = ours_encoder()
             times["ours_enc"].append(_timed(ours_encoder))
             times["ours_dec"].append(_timed(partial(ours_model.decode, memory)))
+            for name, backend in onnx_backends.items():
+                times[name].append(_timed(partial(backend, pixel_values.cpu())))
         ids_base = reference_decode(model, memory_fp32)[0].argmax(-1)
         ids_fp32_cached = model.decode(model.encode_image(pixel_values))[0].argmax(-1)
         ids_ours = ours_model.decode(ours_encoder())[0].argmax(-1)
         caption_rows = _caption_rows_encoded(ours_model, partial(ours_model.decode, memory))
         baseline_caption_rows = _caption_rows_encoded(model, partial(reference_decode, model, memory_fp32))
 
+    if export_folder is not None:
+        export_folder.cleanup()
     base = [e + d for e, d in zip(times["base_enc"], times["base_dec"], strict=True)]
     ours = [e + d for e, d in zip(times["ours_enc"], times["ours_dec"], strict=True)]
     base_dec = statistics.median(times["base_dec"])
     ours_dec = statistics.median(times["ours_dec"])
+    onnx_record = {}
+    for name in onnx_backends:
+        onnx_record[f"{name}_images_per_s"] = batch_size / statistics.median(times[name])
+        onnx_record[f"{name}_speedup"] = statistics.median(base) / statistics.median(times[name])
+        onnx_record[f"{name}_ids_agreement"] = _agreement(onnx_ids[name], ids_base)
     return {
+        **onnx_record,
         "preset": preset,
         "batch_size": batch_size,
         "dtype": dtype,
@@ -149,14 +188,23 @@ def run(preset: str, batch_size: int, dtype: str, device: str, repeats: int) -> 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = benchmark_parser(__doc__, PRESETS, batch_size=8, int8=True)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--onnx", action="store_true", help="also time the ONNX Runtime fp32 and int8 exports in the same run"
+    )
     args = parser.parse_args(argv)
-    record = run(args.preset, args.batch_size, args.dtype, args.device, args.repeats)
+    record = run(args.preset, args.batch_size, args.dtype, args.device, args.repeats, args.onnx)
     results = (
         f"{record['images_per_s']:.2f} img/s vs baseline {record['baseline_images_per_s']:.2f} img/s "
         f"(x{record['speedup']:.2f}; decoding x{record['decoding_speedup']:.2f}, captions encoded "
         f"{record['caption_rows_encoded']} vs {record['baseline_caption_rows_encoded']}; "
         f"load {record['load_average']:.1f})"
     )
+    for name in ("onnx_fp32", "onnx_int8"):
+        if f"{name}_images_per_s" in record:
+            results += (
+                f"; {name} {record[f'{name}_images_per_s']:.2f} img/s (x{record[f'{name}_speedup']:.2f} the "
+                f"baseline, ids agreement {record[f'{name}_ids_agreement']:.2f})"
+            )
     return report(record, results, args.json)
 
 

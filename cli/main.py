@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "scenetext.cli.evaluate",
     "scenetext.cli.push",
     "scenetext.cli.ocr",
+    "scenetext.cli.export",
 )
 
 DEBUG_FLAG = "--debug"

@@ -1,0 +1,41 @@
+"""`scenetext export recognizer|detector FOLDER OUT`: an ONNX file checked against PyTorch, for ONNX Runtime."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from scenetext.cli.errors import UsageError
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from scenetext.export.onnx_export import export_detector, export_recognizer, quantize_int8
+    except ImportError as error:
+        raise UsageError(
+            f"exporting needs the [onnx] extra: pip install 'scenetext[onnx]' ({error})"
+        ) from error
+    if not Path(args.folder).is_dir():
+        raise UsageError(f"{args.folder} is not a folder written by save_pretrained")
+    export = export_recognizer if args.model == "recognizer" else export_detector
+    check = export(args.folder, args.output)
+    print(
+        f"wrote {Path(args.output) / 'model.onnx'} (opset {check.opset}): largest difference to PyTorch "
+        f"{check.max_abs_difference:.2e}" + (", same ids" if args.model == "recognizer" else "")
+    )
+    if args.int8:
+        print(f"wrote {quantize_int8(args.output)} (dynamic int8 quantisation, for CPUs)")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="export a recognizer or detector folder to ONNX, checked against PyTorch"
+    )
+    parser.add_argument("model", choices=["recognizer", "detector"])
+    parser.add_argument("folder", help="the model folder (save_pretrained)")
+    parser.add_argument("output", help="folder for model.onnx and the processor files")
+    parser.add_argument(
+        "--int8", action="store_true", help="also write model.int8.onnx (dynamic quantisation)"
+    )
+    parser.set_defaults(func=run)
