@@ -31,6 +31,9 @@ from scenetext.processors.clip4str import (
 )
 from tests.tiny_models import save_tiny_detector
 
+# Exporting the unrolled decoding takes minutes on 2 cores.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def recognizer_folder(tmp_path_factory):

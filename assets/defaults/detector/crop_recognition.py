@@ -32,18 +32,25 @@ def recognize_crops(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    # The first parameter, not `model.device`/`model.dtype`: a training wrapper (DDP) or a dynamically
-    # quantized model has no such attributes, or reports the int8 weights' dtype.
-    parameter = next(parameter for parameter in recognizer.parameters() if parameter.is_floating_point())
+    device, dtype = _input_placement(recognizer)
     readings = []
     for start in range(0, len(crops), batch_size):
         pixel_values = processor(images=list(crops[start : start + batch_size]), return_tensors="pt")
-        logits = recognizer(
-            pixel_values=pixel_values["pixel_values"].to(parameter.device, parameter.dtype)
-        ).logits
+        logits = recognizer(pixel_values=pixel_values["pixel_values"].to(device, dtype)).logits
         decoded = processor.batch_decode(logits.float())
         readings.extend(zip(decoded["generated_text"], map(float, decoded["scores"]), strict=True))
     return readings
+
+
+def _input_placement(recognizer: Any) -> tuple[torch.device, torch.dtype]:
+    """Where and in which dtype the recognizer takes its images."""
+    if not isinstance(recognizer, torch.nn.Module):
+        # A backend that is not a module (`OnnxRecognizer`) says it itself.
+        return recognizer.device, recognizer.dtype
+    # The first parameter, not `model.device`/`model.dtype`: a training wrapper (DDP) or a dynamically
+    # quantized model has no such attributes, or reports the int8 weights' dtype.
+    parameter = next(parameter for parameter in recognizer.parameters() if parameter.is_floating_point())
+    return parameter.device, parameter.dtype
 
 
 def recognize_regions(

@@ -263,7 +263,8 @@ class Clip4StrCaptionTokenizer(nn.Module):
     def forward(self, pred_ids: torch.Tensor, early_exit: bool = True) -> torch.Tensor:
         """`(batch, steps)` decoder ids -> `(batch, context_length)` CLIP text ids. `early_exit=False` runs
         every merge round (no host synchronisation: static for compilation)."""
-        if not self.has_merges:
+        # Under torch.export the check would read a buffer's values while tracing; the exporter checks it first.
+        if not torch.compiler.is_exporting() and not self.has_merges:
             raise RuntimeError(
                 "The CLIP BPE merges of the cross-modal branch are not loaded: load a CLIP4STR checkpoint, build "
                 "the model with `from_clip`, or install open-clip-torch before creating a model from a config."
