@@ -6,6 +6,7 @@ folder or in two (as in the official ``ch4_training_images`` / ``ch4_training_lo
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from .icdar import format_ground_truth_line, read_ground_truth
 from .samples import DETECTION_FEATURES, check_detection_sample, decode_stored_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+logger = logging.getLogger(__name__)
 
 
 def icdar_detection_dataset(
@@ -45,6 +48,7 @@ def icdar_detection_dataset(
             raise FileNotFoundError(f"ICDAR folder not found: {folder}")
     image_paths = {path.stem: path for path in images.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES}
     annotation_paths = {path.stem[len("gt_") :]: path for path in ground_truth.glob("gt_*.txt")}
+    _report_other_files(images, {*image_paths.values(), *annotation_paths.values()})
     stems = sorted(image_paths.keys() | annotation_paths.keys(), key=_natural_key)
     if not stems:
         raise FileNotFoundError(f"no images or gt_*.txt annotations in {images} / {ground_truth}")
@@ -66,6 +70,16 @@ def icdar_detection_dataset(
             "corrupt_records": corrupt_records or CorruptRecordLog(),
         },
     )
+
+
+def _report_other_files(folder: Path, used: set[Path]) -> None:
+    """One line naming the files of `folder` that are neither images nor annotations (a README, a JSON)."""
+    others = sorted(path.name for path in folder.iterdir() if path.is_file() and path not in used)
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        logger.warning(
+            "%s: skipped %d files that are neither images nor gt_*.txt: %s", folder, len(others), shown
+        )
 
 
 def write_icdar_folder(samples: Iterable[dict], folder: str | Path, image_format: str = "PNG") -> int:

@@ -106,3 +106,15 @@ def test_exif_orientation_is_not_applied_because_annotations_use_stored_pixels(t
     (tmp_path / "gt_img_1.txt").write_text("1,1,39,1,39,19,1,19,wide\n")
     (sample,) = icdar_detection_dataset(tmp_path)
     assert sample["image"].size == (40, 20)
+
+
+def test_files_that_are_neither_images_nor_annotations_are_named_once(tmp_path, caplog):
+    write_icdar_folder([_scene(90)], tmp_path)
+    (tmp_path / "README.md").write_text("my scenes")
+    (tmp_path / "words.json").write_text("{}")
+    with caplog.at_level("WARNING", logger="scenetext.data.icdar_folder"):
+        rows = list(icdar_detection_dataset(tmp_path))
+    assert len(rows) == 1
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{tmp_path}: skipped 2 files that are neither images nor gt_*.txt: README.md, words.json"
+    ]
