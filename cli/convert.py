@@ -8,8 +8,9 @@ or empty unless `--overwrite-output-dir`.
 from __future__ import annotations
 
 import argparse
+import importlib
 import warnings
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from scenetext.cli.errors import UsageError, user_mistakes
@@ -22,73 +23,84 @@ ALLOW_PICKLE_HELP = (
 )
 
 
+@dataclass(frozen=True)
+class Converter:
+    """A converter's command line: what it converts, and its attention-head options (official checkpoints do
+    not store head counts) with their help."""
+
+    help: str
+    src_help: str
+    function: str  # "module:function", imported only when the conversion runs
+    head_options: dict[str, str]
+
+
+CONVERTERS = {
+    "clip4str": Converter(
+        "official CLIP4STR .ckpt/.pt -> transformers folder (model, processor, code)",
+        "official checkpoint (.ckpt or .pt with a state_dict)",
+        "scenetext.modeling.clip4str.convert_clip4str:convert_clip4str_checkpoint",
+        {
+            "--vision-heads": "vision attention heads (default: width // 64)",
+            "--text-heads": "text attention heads (default: width // 64)",
+            "--decoder-heads": "decoder heads (default: from the checkpoint, else 8)",
+        },
+    ),
+    "tcm": Converter(
+        "released TCM (mmcv .pth) -> transformers folder",
+        "TCM checkpoint (.pth)",
+        "scenetext.modeling.tcm.convert_tcm:convert_tcm_checkpoint",
+        {
+            "--text-heads": "text encoder heads (default: width // 64)",
+            "--context-decoder-heads": "default: the official 4",
+            "--visual-prompt-heads": "default: the official 4",
+        },
+    ),
+}
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add `convert clip4str` and `convert tcm`."""
     convert = subparsers.add_parser(
         "convert", help="convert an official checkpoint into a transformers folder", description=__doc__
     )
     converters = convert.add_subparsers(dest="model", required=True)
-
-    clip4str = _converter_parser(
-        converters,
-        "clip4str",
-        "official CLIP4STR .ckpt/.pt -> transformers folder (model, processor, code)",
-        "official checkpoint (.ckpt or .pt with a state_dict)",
-        _convert_clip4str,
-    )
-    clip4str.add_argument("--vision-heads", type=int, help="vision attention heads (default: width // 64)")
-    clip4str.add_argument("--text-heads", type=int, help="text attention heads (default: width // 64)")
-    clip4str.add_argument(
-        "--decoder-heads", type=int, help="decoder heads (default: from the checkpoint, else 8)"
-    )
-
-    tcm = _converter_parser(
-        converters,
-        "tcm",
-        "released TCM (mmcv .pth) -> transformers folder",
-        "TCM checkpoint (.pth)",
-        _convert_tcm,
-    )
-    tcm.add_argument("--text-heads", type=int, help="text encoder heads (default: width // 64)")
-    tcm.add_argument("--context-decoder-heads", type=int, help="default: the official 4")
-    tcm.add_argument("--visual-prompt-heads", type=int, help="default: the official 4")
+    for name, converter in CONVERTERS.items():
+        parser = converters.add_parser(name, help=converter.help)
+        parser.add_argument("src", type=Path, help=converter.src_help)
+        parser.add_argument("dst", type=Path, help="output folder")
+        for option, help_text in converter.head_options.items():
+            parser.add_argument(option, type=int, help=help_text)
+        parser.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
+        parser.add_argument(
+            "--allow-unsafe-unpickling",
+            dest="allow_pickle",
+            nargs=0,
+            action=_DeprecatedAllowPickle,
+            help=argparse.SUPPRESS,
+        )
+        parser.add_argument(
+            "--overwrite-output-dir",
+            action="store_true",
+            help="write into a non-empty DST, replacing its files of the same name (refused otherwise)",
+        )
+        parser.set_defaults(func=_run)
 
 
-def _converter_parser(
-    converters: argparse._SubParsersAction,
-    name: str,
-    help_text: str,
-    src_help: str,
-    convert: Callable[[argparse.Namespace], Path],
-) -> argparse.ArgumentParser:
-    """A converter's parser with the options every conversion shares; `convert` runs once SRC and DST are
-    checked, and returns the folder written."""
-    parser = converters.add_parser(name, help=help_text)
-    parser.add_argument("src", type=Path, help=src_help)
-    parser.add_argument("dst", type=Path, help="output folder")
-    parser.add_argument("--allow-pickle", action="store_true", help=ALLOW_PICKLE_HELP)
-    parser.add_argument(
-        "--allow-unsafe-unpickling",
-        dest="allow_pickle",
-        nargs=0,
-        action=_DeprecatedAllowPickle,
-        help=argparse.SUPPRESS,
-    )
-    parser.add_argument(
-        "--overwrite-output-dir",
-        action="store_true",
-        help="write into a non-empty DST, replacing its files of the same name (refused otherwise)",
-    )
-
-    def run(args: argparse.Namespace) -> int:
-        check_paths(args.src, args.dst, args.overwrite_output_dir)
-        with user_mistakes():  # a checkpoint of another model or layout is refused with a ValueError
-            dst = convert(args)
-        print(f"Converted {args.src} -> {dst}")
-        return 0
-
-    parser.set_defaults(func=run)
-    return parser
+def _run(args: argparse.Namespace) -> int:
+    check_paths(args.src, args.dst, args.overwrite_output_dir)
+    converter = CONVERTERS[args.model]
+    module_name, function_name = converter.function.split(":")
+    convert = getattr(importlib.import_module(module_name), function_name)
+    heads = {option[2:].replace("-", "_") for option in converter.head_options}
+    with user_mistakes():  # a checkpoint of another model or layout is refused with a ValueError
+        dst = convert(
+            args.src,
+            args.dst,
+            allow_pickle=args.allow_pickle,
+            **{name: getattr(args, name) for name in heads},
+        )
+    print(f"Converted {args.src} -> {dst}")
+    return 0
 
 
 class _DeprecatedAllowPickle(argparse.Action):
@@ -97,32 +109,6 @@ class _DeprecatedAllowPickle(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         warnings.warn(f"{option_string} is deprecated; use --allow-pickle", FutureWarning, stacklevel=2)
         setattr(namespace, self.dest, True)
-
-
-def _convert_clip4str(args: argparse.Namespace) -> Path:
-    from scenetext.modeling.clip4str.convert_clip4str import convert_clip4str_checkpoint
-
-    return convert_clip4str_checkpoint(
-        args.src,
-        args.dst,
-        vision_heads=args.vision_heads,
-        text_heads=args.text_heads,
-        decoder_heads=args.decoder_heads,
-        allow_pickle=args.allow_pickle,
-    )
-
-
-def _convert_tcm(args: argparse.Namespace) -> Path:
-    from scenetext.modeling.tcm.convert_tcm import convert_tcm_checkpoint
-
-    return convert_tcm_checkpoint(
-        args.src,
-        args.dst,
-        text_heads=args.text_heads,
-        context_decoder_heads=args.context_decoder_heads,
-        visual_prompt_heads=args.visual_prompt_heads,
-        allow_pickle=args.allow_pickle,
-    )
 
 
 def check_paths(src: Path, dst: Path, overwrite_output_dir: bool) -> None:
