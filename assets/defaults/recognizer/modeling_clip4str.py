@@ -746,9 +746,7 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
 
         for _ in range(options.refine_iters):
             visual_logits = self.cloze_refinement(self.visual_decoder, visual_logits, visual_memory)
-            captions = self.encode_predicted_captions(
-                visual_logits, None if options.fixed_steps else captions, options.fixed_steps
-            )
+            captions = self.encode_predicted_captions(visual_logits, captions, options.fixed_steps)
             cross_memory = self._cross_memory(cross_image_memory, captions)
             cross_logits = self.cloze_refinement(
                 self.cross_decoder, cross_logits, cross_memory, hidden=beyond_official_stop
