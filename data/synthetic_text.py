@@ -52,6 +52,7 @@ class TextSampling:
         min_length / max_length: length range of every text; dictionary words outside it are redrawn.
         word_probability: share of texts taken from `WORDS` rather than random strings.
         words: the dictionary; `WORDS` by default.
+        words_file: a word list (one word per line, e.g. ``/usr/share/dict/words``) used instead of ``words``.
 
     Words and random strings alike are written in one casing: lower, UPPER or Title, as far as the charset
     has letters of that case; random strings of the "number" kind hold the charset's uncased characters
@@ -65,6 +66,7 @@ class TextSampling:
     max_length: int = 12
     word_probability: float = 0.5
     words: tuple[str, ...] = WORDS
+    words_file: str | None = None
 
     def __post_init__(self) -> None:
         if not self.charset.strip():
@@ -94,8 +96,9 @@ class TextSampling:
 
     def _sample_word(self, rng: np.random.Generator, casing: str) -> str | None:
         adapter = _charset_adapter(self.charset)
+        words = _read_words(self.words_file) if self.words_file else self.words
         for _ in range(8):
-            word = adapter(getattr(self.words[int(rng.integers(len(self.words)))], casing)())
+            word = adapter(getattr(words[int(rng.integers(len(words)))], casing)())
             if self.min_length <= len(word) <= self.max_length:
                 return word
         return None
@@ -127,6 +130,15 @@ def _alphabets(charset: str) -> dict:
     if {"lower", "upper"} <= casings:
         casings.add("title")
     return {**alphabets, "casings": casings}
+
+
+@functools.lru_cache(maxsize=4)
+def _read_words(path: str) -> tuple[str, ...]:
+    with open(path, encoding="utf-8") as file:
+        words = tuple(word for word in (line.strip() for line in file) if word)
+    if not words:
+        raise ValueError(f"the word list {path} is empty")
+    return words
 
 
 @functools.lru_cache(maxsize=16)

@@ -13,7 +13,7 @@ YAML sections read here:
       image_mean: [...]         # default: CLIP's mean/std, the official training normalisation
       image_std: [...]
     data:
-      train: {source: synthetic, num_samples: 100000, seed: 0, word: {...}}   # or lmdb / hub, see below
+      train: {source: synthetic, num_samples: 100000, seed: 0, word: {...}}   # or lmdb / hub / mix, see below
       eval: {source: synthetic, num_samples: 500, seed: 1000}
       augment: true             # the official RandAugment
       eval_protocol: 36         # 36 | 62 | 94
@@ -22,7 +22,8 @@ YAML sections read here:
 
 Sources: `synthetic` (`num_samples`, `seed`, `word`: SyntheticWordConfig fields, `text`: TextSampling fields),
 `lmdb` (`root`: one or more folders searched for data.mdb, `min_image_dim`), `hub` (`dataset`, `split`,
-`image_column`, `text_column`, `config_name`).
+`image_column`, `text_column`, `config_name`); `data.train` may also be a mixture
+`{source: mix, sources: [...], weights: [...]}` (see `SourcedTask`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from scenetext.processors.clip4str import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Cli
 
 from .config import TrainingConfig, dataclass_from_mapping, signature_keys, variant_by
 from .loop import backbone_and_head_groups, sample_seed
-from .task import SourcedTask
+from .task import SourcedTask, with_mixtures
 
 # The YAML sections above, checked when the config is loaded (`training/config.py`).
 _SOURCE = variant_by(
@@ -78,7 +79,7 @@ CONFIG_SCHEMA = {
     },
     "processor": {"image_mean": list, "image_std": list},
     "data": {
-        "train": _SOURCE,
+        "train": with_mixtures(_SOURCE),
         "eval": _SOURCE,
         "augment": bool,
         "eval_protocol": int,
