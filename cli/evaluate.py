@@ -25,17 +25,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     tasks = evaluate.add_subparsers(dest="task", required=True)
 
-    recognizer = tasks.add_parser(
+    recognizer = _add_task(
+        tasks,
         "recognizer",
         help="word accuracy and 1-NED on the LMDB benchmarks or a folder of crops, or of a JSON-lines "
         "prediction file",
         description="Either --model with --data (LMDB benchmarks under ROOT, or a folder of word crops with a "
         "labels.txt of <file><TAB><label> lines) or --predictions FILE.jsonl "
         'with one {"prediction": ..., "label": ...} object per line.',
+        predictions_help="JSON-lines file of prediction/label records",
     )
-    source = recognizer.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="saved recognizer folder or Hub id (loaded with trust_remote_code)")
-    source.add_argument("--predictions", type=Path, help="JSON-lines file of prediction/label records")
     recognizer.add_argument(
         "--data",
         type=Path,
@@ -60,16 +59,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     recognizer.set_defaults(func=run_recognizer)
 
-    detector = tasks.add_parser(
+    detector = _add_task(
+        tasks,
         "detector",
         help="precision/recall/hmean (ICDAR 2015 IoU protocol) of a model or of ICDAR result files",
         description="Either --model, run on the images <name>.<ext> of --data with ground truth "
         "gt_<name>.txt beside them, in --ground-truth, or in a sub-folder of --data (e.g. Imgs/ + Gts/), or "
         "--predictions DIR of res_<name>.txt files scored against the gt_<name>.txt files under --data.",
+        predictions_help="folder of res_<name>.txt result files",
     )
-    source = detector.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="saved detector folder or Hub id (loaded with trust_remote_code)")
-    source.add_argument("--predictions", type=Path, help="folder of res_<name>.txt result files")
     detector.add_argument(
         "--data",
         type=Path,
@@ -114,6 +112,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     detector.add_argument("--json", type=Path, default=Path("evaluation-detector.json"), help="report path")
     detector.set_defaults(func=run_detector)
     return evaluate
+
+
+def _add_task(
+    tasks: argparse._SubParsersAction, role: str, help: str, description: str, predictions_help: str
+) -> argparse.ArgumentParser:
+    """The `evaluate <role>` parser, whose source is either a model it runs or another system's predictions."""
+    parser = tasks.add_parser(role, help=help, description=description)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help=f"saved {role} folder or Hub id (loaded with trust_remote_code)")
+    source.add_argument("--predictions", type=Path, help=predictions_help)
+    return parser
 
 
 def run_recognizer(args: argparse.Namespace) -> int:
