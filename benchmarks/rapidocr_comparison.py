@@ -27,6 +27,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+from scenetext.evaluation.benchmarks import PRESET_NUM_POINTS
 from scenetext.evaluation.detector import DetectionPredictor, evaluate_detector, load_detector
 from scenetext.evaluation.metrics.detection import TextRegions
 from scenetext.evaluation.recognizer import (
@@ -194,7 +195,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--scenes", type=Path, help="ICDAR-style folder of images and gt_*.txt files")
     parser.add_argument("--recognizer", type=Path, help="our recognizer folder (default: embedded)")
     parser.add_argument("--detector", type=Path, help="our detector folder (default: embedded)")
-    parser.add_argument("--preset", default="icdar2015", help="our detector's test scale and settings")
+    parser.add_argument(
+        "--preset",
+        default="icdar2015",
+        choices=list(PRESET_NUM_POINTS),
+        help="ground truth format, and our detector's test scale and settings",
+    )
     parser.add_argument("--protocol", default="36", choices=("36", "62", "94"))
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--json", type=Path, help="write the record to this file")
