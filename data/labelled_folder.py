@@ -20,7 +20,7 @@ from datasets import IterableDataset
 
 from .corrupt_records import CorruptRecordLog
 from .icdar_folder import IMAGE_SUFFIXES
-from .samples import RECOGNITION_FEATURES, decode_stored_image
+from .samples import RECOGNITION_FEATURES, LabelPreprocessing, decode_stored_image
 
 LABELS_FILE = "labels.txt"
 
@@ -83,28 +83,49 @@ def read_labels_file(folder: str | Path) -> list[LabelledCrop]:
 
 
 def labelled_folder_dataset(
-    folder: str | Path, corrupt_records: CorruptRecordLog | None = None
+    folder: str | Path,
+    corrupt_records: CorruptRecordLog | None = None,
+    charset: str | None = None,
+    max_label_length: int = 25,
+    remove_whitespace: bool = True,
+    normalize_unicode: bool = True,
 ) -> IterableDataset:
-    """Stream the crops of ``<folder>/labels.txt`` as recognition samples (``image``, raw ``label``, and
+    """Stream the crops of ``<folder>/labels.txt`` as recognition samples (``image``, ``label``, and
     ``source`` = ``labels.txt:<line>``).
 
     ``labels.txt`` is read and checked first (see `read_labels_file`); an image that cannot be decoded is
     then skipped and reported to `corrupt_records` at its line. One shard per crop, so nodes and workers
-    split the folder between them.
+    split the folder between them. Labels are kept as they are (evaluation: the protocol decides), or with a
+    ``charset`` (training) go through the official CLIP4STR preprocessing, which drops some crops silently
+    as for the other sources (`LabelPreprocessing`).
     """
     crops = read_labels_file(folder)
+    preprocessing = (
+        None
+        if charset is None
+        else LabelPreprocessing(charset, max_label_length, remove_whitespace, normalize_unicode)
+    )
     return IterableDataset.from_generator(
         _generate_crops,
         features=RECOGNITION_FEATURES,
         gen_kwargs={
             "shards": [(str(crop.path), crop.label, crop.location) for crop in crops],
             "corrupt_records": corrupt_records or CorruptRecordLog(),
+            "preprocessing": preprocessing,
         },
     )
 
 
-def _generate_crops(shards: list[tuple[str, str, str]], corrupt_records: CorruptRecordLog) -> Iterator[dict]:
+def _generate_crops(
+    shards: list[tuple[str, str, str]],
+    corrupt_records: CorruptRecordLog,
+    preprocessing: LabelPreprocessing | None,
+) -> Iterator[dict]:
     for path, label, location in shards:
+        if preprocessing is not None:
+            label = preprocessing(label)
+            if label is None:
+                continue
         try:
             _, image = decode_stored_image(Path(path).read_bytes())
         except (OSError, ValueError) as error:

@@ -22,7 +22,8 @@ YAML sections read here:
 
 Sources: `synthetic` (`num_samples`, `seed`, `word`: SyntheticWordConfig fields, `text`: TextSampling fields),
 `lmdb` (`root`: one or more folders searched for data.mdb, `min_image_dim`), `hub` (`dataset`, `split`,
-`image_column`, `text_column`, `config_name`); `data.train` may also be a mixture
+`image_column`, `text_column`, `config_name`), `folder` (`folder`: crops listed in its `labels.txt`, one
+`file<TAB>label` per line); `data.train` may also be a mixture
 `{source: mix, sources: [...], weights: [...]}` (see `SourcedTask`).
 """
 
@@ -36,6 +37,7 @@ from datasets import IterableDataset
 from scenetext.data.augment_recognition import WordCropRandAugment
 from scenetext.data.collators import recognition_batch
 from scenetext.data.hub import hub_recognition_dataset
+from scenetext.data.labelled_folder import labelled_folder_dataset
 from scenetext.data.lmdb import lmdb_recognition_dataset
 from scenetext.data.synthetic import SyntheticWordConfig, synthetic_word_dataset
 from scenetext.data.synthetic_text import TextSampling
@@ -66,6 +68,9 @@ _SOURCE = variant_by(
         },
         "hub": signature_keys(
             hub_recognition_dataset, supplied=("charset", "max_label_length", "corrupt_records")
+        ),
+        "folder": signature_keys(
+            labelled_folder_dataset, supplied=("charset", "max_label_length", "corrupt_records")
         ),
     },
 )
@@ -212,7 +217,15 @@ class RecognitionTask(SourcedTask):
                 corrupt_records=self.corrupt_records,
                 **spec,
             )
-        raise ValueError(f"{where}.source must be synthetic, lmdb or hub, got {source!r}")
+        if source == "folder":
+            return labelled_folder_dataset(
+                spec.pop("folder"),
+                charset=charset,
+                max_label_length=max_length,
+                corrupt_records=self.corrupt_records,
+                **spec,
+            )
+        raise ValueError(f"{where}.source must be synthetic, lmdb, hub or folder, got {source!r}")
 
     def collate(self, samples: list[dict], seed: int) -> dict[str, torch.Tensor] | None:
         """Official label preprocessing, augmentation seeded by (seed, sample), then the processor."""

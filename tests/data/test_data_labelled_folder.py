@@ -82,3 +82,14 @@ def test_undecodable_crop_is_reported_at_its_line_and_unlisted_images_named(tmp_
     assert [r.getMessage() for r in caplog.records if r.name == "scenetext.data.labelled_folder"] == [
         f"{tmp_path}: 1 images are not listed in labels.txt: word_2.png"
     ]
+
+
+def test_with_a_charset_labels_go_through_the_training_preprocessing(tmp_path):
+    names = [name for name, _ in _crops(tmp_path, count=3)]
+    labels = ["Café au lait", "ÜBER", "x" * 30]  # accents folded, spaces removed; too long: dropped
+    (tmp_path / "labels.txt").write_text(
+        "".join(f"{n}\t{label}\n" for n, label in zip(names, labels, strict=True))
+    )
+    charset = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    samples = list(labelled_folder_dataset(tmp_path, charset=charset, max_label_length=25))
+    assert [sample["label"] for sample in samples] == ["Cafeaulait", "UBER"]

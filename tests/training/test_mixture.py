@@ -39,3 +39,19 @@ def test_mixture_config_errors_name_the_key(override, message):
 def test_lists_of_folders_are_accepted_for_tuple_options():
     config = load_config("tiny-recognizer", ["data.train.word={font_dirs: [a, b], background_dirs: [c]}"])
     assert config.data["train"]["word"]["font_dirs"] == ("a", "b")
+
+
+def test_a_labelled_folder_is_a_training_source(tmp_path):
+    from scenetext.data.synthetic import render_word_sample
+
+    lines = []
+    for index in range(3):
+        sample = render_word_sample(index, seed=5)
+        sample["image"].save(tmp_path / f"{index}.png")
+        lines.append(f"{index}.png\t{sample['label']}")
+    (tmp_path / "labels.txt").write_text("\n".join(lines) + "\n")
+    config = load_config("tiny-recognizer", [f"data.train={{source: folder, folder: {tmp_path}}}"])
+    samples = list(RecognitionTask(config).train_dataset())
+    assert [sample["source"] for sample in samples] == [
+        f"{tmp_path / 'labels.txt'}:{line}" for line in (1, 2, 3)
+    ]
