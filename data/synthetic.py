@@ -27,6 +27,7 @@ from .fonts import find_font_files, fonts_covering
 from .samples import DETECTION_FEATURES, RECOGNITION_FEATURES, encode_png
 from .synthetic_backgrounds import (
     BACKGROUND_KINDS,
+    CameraEffects,
     apply_camera_effects,
     composite,
     draw_distractors,
@@ -43,7 +44,7 @@ _WORD_STREAM, _SCENE_STREAM = 0, 1
 
 
 @dataclass(frozen=True)
-class SyntheticWordConfig:
+class SyntheticWordConfig(CameraEffects):
     """How synthetic word crops look. Ranges are ``(low, high)``, inclusive.
 
     Attributes:
@@ -60,8 +61,7 @@ class SyntheticWordConfig:
         backgrounds: kinds of backgrounds, see `synthetic_backgrounds.BACKGROUND_KINDS`.
         min_contrast: least brightness difference (0..255) between ink and background.
         curve_probability: share of words set on a curved (arc) baseline.
-        blur_probability / motion_blur_probability / noise_probability / jpeg_probability /
-            low_resolution_probability / light_probability: camera effects and uneven lighting.
+        The camera effects and uneven lighting are `CameraEffects` probabilities.
     """
 
     text: TextSampling = field(default_factory=TextSampling)
@@ -78,19 +78,13 @@ class SyntheticWordConfig:
     backgrounds: tuple[str, ...] = ("flat", "gradient", "texture")
     min_contrast: float = 60.0
     curve_probability: float = 0.0
-    blur_probability: float = 0.4
-    motion_blur_probability: float = 0.0
-    noise_probability: float = 0.5
-    jpeg_probability: float = 0.3
-    low_resolution_probability: float = 0.0
-    light_probability: float = 0.0
 
     def __post_init__(self) -> None:
         _check_range("font_size", self.font_size, minimum=8)
 
 
 @dataclass(frozen=True)
-class SyntheticSceneConfig:
+class SyntheticSceneConfig(CameraEffects):
     """How synthetic scenes look. Ranges are ``(low, high)``, inclusive.
 
     Attributes:
@@ -125,12 +119,7 @@ class SyntheticSceneConfig:
     min_contrast: float = 60.0
     slant_probability: float = 0.2
     bold_probability: float = 0.4
-    blur_probability: float = 0.3
-    motion_blur_probability: float = 0.0
-    noise_probability: float = 0.5
-    jpeg_probability: float = 0.3
-    low_resolution_probability: float = 0.0
-    light_probability: float = 0.0
+    blur_probability: float = 0.3  # scenes: less defocus than word crops
 
     def __post_init__(self) -> None:
         _check_range("image_size", self.image_size, minimum=32)
