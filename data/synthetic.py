@@ -191,14 +191,9 @@ def synthetic_word_dataset(
 ) -> IterableDataset:
     """A stream of ``num_samples`` synthetic word crops (`RECOGNITION_FEATURES`), sharded by index ranges;
     ``start`` begins the stream at that sample without rendering the ones before it (resuming a run)."""
-    return IterableDataset.from_generator(
-        _generate_words,
-        features=RECOGNITION_FEATURES,
-        gen_kwargs={
-            "shards": _index_ranges(num_samples, samples_per_shard, start),
-            "seed": _check_seed(seed),
-            "config": config or SyntheticWordConfig(),
-        },
+    config = config or SyntheticWordConfig()
+    return _stream(
+        render_word_sample, RECOGNITION_FEATURES, num_samples, seed, config, samples_per_shard, start
     )
 
 
@@ -211,30 +206,29 @@ def synthetic_scene_dataset(
 ) -> IterableDataset:
     """A stream of ``num_samples`` synthetic scenes (`DETECTION_FEATURES`), sharded by index ranges; ``start``
     as for `synthetic_word_dataset`."""
+    config = config or SyntheticSceneConfig()
+    return _stream(
+        render_scene_sample, DETECTION_FEATURES, num_samples, seed, config, samples_per_shard, start
+    )
+
+
+def _stream(render, features, num_samples, seed, config, samples_per_shard, start) -> IterableDataset:
     return IterableDataset.from_generator(
-        _generate_scenes,
-        features=DETECTION_FEATURES,
+        _generate,
+        features=features,
         gen_kwargs={
             "shards": _index_ranges(num_samples, samples_per_shard, start),
             "seed": _check_seed(seed),
-            "config": config or SyntheticSceneConfig(),
+            "config": config,
+            "render": render,
         },
     )
 
 
-def _generate_words(shards: list[tuple[int, int]], seed: int, config: SyntheticWordConfig) -> Iterator[dict]:
+def _generate(shards: list[tuple[int, int]], seed: int, config, render) -> Iterator[dict]:
     for start, stop in shards:
         for index in range(start, stop):
-            sample = render_word_sample(index, seed, config)
-            yield {**sample, "image": encode_png(sample["image"])}
-
-
-def _generate_scenes(
-    shards: list[tuple[int, int]], seed: int, config: SyntheticSceneConfig
-) -> Iterator[dict]:
-    for start, stop in shards:
-        for index in range(start, stop):
-            sample = render_scene_sample(index, seed, config)
+            sample = render(index, seed, config)
             yield {**sample, "image": encode_png(sample["image"])}
 
 
