@@ -24,10 +24,10 @@ import torch
 from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
 from scenetext.modeling.clip4str.configuration_clip4str import as_pair
 from scenetext.modeling.tcm import TcmForSceneTextDetection
+from scenetext.pipelines.onnx_backend import INT8_ONNX_FILE, ONNX_FILE
 from scenetext.processors.clip4str import Clip4StrProcessor
 from scenetext.processors.tcm import TcmImageProcessor
 
-ONNX_FILE = "model.onnx"
 REPORT_FILE = "onnx_export.json"
 LOGITS_TOLERANCE = 1e-3
 MAP_TOLERANCE = 1e-3
@@ -198,9 +198,6 @@ def _accept(check: ExportCheck, output: Path, tolerance: float) -> ExportCheck:
         )
     (output / REPORT_FILE).write_text(json.dumps(asdict(check), indent=2) + "\n")
     return check
-
-
-INT8_ONNX_FILE = "model.int8.onnx"
 
 
 def quantize_int8(output: str | Path) -> Path:

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 
 ONNX_FILE = "model.onnx"
+# Written beside it by `scenetext export ... --int8`.
+INT8_ONNX_FILE = "model.int8.onnx"
 
 
 def _inference_session(folder: str | Path, file_name: str, num_threads: int | None):
@@ -78,4 +80,11 @@ class OnnxDetector:
         return OnnxDetectorOutput(torch.from_numpy(prob_map))
 
 
-__all__ = ["OnnxDetector", "OnnxDetectorOutput", "OnnxRecognizer", "OnnxRecognizerOutput"]
+__all__ = [
+    "INT8_ONNX_FILE",
+    "ONNX_FILE",
+    "OnnxDetector",
+    "OnnxDetectorOutput",
+    "OnnxRecognizer",
+    "OnnxRecognizerOutput",
+]
