@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from transformers import Pipeline
 
 from .image_loading import load_rgb_image, split_image_batch
+from .onnx_backend import on_backend_device
 from .tiled_detection import detect_regions
 
 # Settings of `TcmImageProcessor.post_process_text_detection` a caller may pass per call.
@@ -113,15 +113,6 @@ def detection_settings(arguments: dict[str, Any]) -> dict[str, Any]:
         forward["max_aspect_ratio"] = arguments["max_aspect_ratio"]
     forward["settings"] = {key: arguments[key] for key in POST_PROCESSING_ARGUMENTS if key in arguments}
     return forward
-
-
-def on_backend_device(args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Pipeline keyword arguments with the device of a backend that is not a torch module (`OnnxDetector`:
-    the CPU) unless one was given; transformers would otherwise pick (and move the model to) a GPU."""
-    model = kwargs.get("model", args[0] if args else None)
-    if model is not None and not isinstance(model, torch.nn.Module) and kwargs.get("device") is None:
-        kwargs = {**kwargs, "device": model.device}
-    return kwargs
 
 
 def detector_for_inference(model: Any) -> Any:

@@ -10,13 +10,14 @@ from PIL import Image
 pytest.importorskip("onnxruntime", reason="the ONNX backend tests need the [onnx] extra (onnxruntime)")
 pytest.importorskip("onnxscript", reason="exporting the tiny models needs the [onnx] extra (onnxscript)")
 
-from scenetext.cli import ocr as ocr_cli
 from scenetext.cli.main import main
 from scenetext.data.synthetic import SyntheticSceneConfig, render_scene_sample
 from scenetext.export.onnx_export import export_detector, export_recognizer
+from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
 from scenetext.modeling.tcm import TcmForSceneTextDetection
 from scenetext.pipelines import OcrPipeline
 from scenetext.pipelines.onnx_backend import OnnxDetector, OnnxRecognizer
+from scenetext.pipelines.pipeline_clip4str import SceneTextRecognitionPipeline
 from scenetext.pipelines.pipeline_tcm import SceneTextDetectionPipeline
 from scenetext.processors.clip4str import Clip4StrProcessor
 from scenetext.processors.tcm import TcmImageProcessor
@@ -151,50 +152,39 @@ def test_ocr_cli_onnx_backend_needs_exported_folders(tmp_path, capsys):
 
 
 @pytest.mark.slow  # exporting the unrolled decoding takes minutes on 2 cores
-def test_ocr_cli_reads_with_both_models_on_onnx_runtime_as_with_pytorch(detector_folders, scenes, tmp_path):
+def test_scenetext_ocr_and_recognition_on_onnx_runtime_read_as_pytorch(detector_folders, scenes, tmp_path):
     folder, exported = detector_folders
     recognizer = save_tiny_recognizer(tmp_path / "recognizer")
     export_recognizer(recognizer, tmp_path / "recognizer-onnx")
     image = tmp_path / "scene.png"
     Image.fromarray(scenes[0]).save(image)
-    common = ["--detector-size", "96", "--max-aspect-ratio", "4", "--device", "cpu"]
-    assert (
-        main(
-            [
-                "ocr",
-                str(image),
-                "--detector",
-                str(folder),
-                "--recognizer",
-                str(recognizer),
-                *common,
-                "--out",
-                str(tmp_path / "pytorch"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "ocr",
-                str(image),
-                "--backend",
-                "onnx",
-                "--detector",
-                str(exported),
-                "--recognizer",
-                str(tmp_path / "recognizer-onnx"),
-                *common,
-                "--out",
-                str(tmp_path / "onnx"),
-            ]
-        )
-        == 0
-    )
+    settings = ["--detector-size", "96", "--max-aspect-ratio", "4", "--device", "cpu"]
+    pytorch = ["--detector", str(folder), "--recognizer", str(recognizer)]
+    onnx = [
+        "--backend",
+        "onnx",
+        "--detector",
+        str(exported),
+        "--recognizer",
+        str(tmp_path / "recognizer-onnx"),
+    ]
+    assert main(["ocr", str(image), *pytorch, *settings, "--out", str(tmp_path / "pytorch")]) == 0
+    assert main(["ocr", str(image), *onnx, *settings, "--out", str(tmp_path / "onnx")]) == 0
     expected = json.loads((tmp_path / "pytorch" / "scene.json").read_text())
     received = json.loads((tmp_path / "onnx" / "scene.json").read_text())
-    assert expected and [region["text"] for region in received] == [region["text"] for region in expected]
-    ocr = ocr_cli.load_ocr_pipeline(exported, tmp_path / "recognizer-onnx", backend="onnx")
-    assert isinstance(ocr.recognizer, OnnxRecognizer)
-    assert isinstance(ocr.recognizer_processor, Clip4StrProcessor)
+    _assert_same_regions(received, expected)
+    assert [region["text"] for region in received] == [region["text"] for region in expected]
+
+    crops = [scenes[0][:30, :80], scenes[1][20:60, 10:150]]
+    reader = SceneTextRecognitionPipeline(
+        model=Clip4StrForSceneTextRecognition.from_pretrained(recognizer).eval(),
+        processor=Clip4StrProcessor.from_pretrained(recognizer),
+        device="cpu",
+    )
+    onnx_reader = SceneTextRecognitionPipeline(
+        model=OnnxRecognizer(tmp_path / "recognizer-onnx"),
+        processor=Clip4StrProcessor.from_pretrained(tmp_path / "recognizer-onnx"),
+    )
+    for got, want in zip(onnx_reader(crops), reader(crops), strict=True):
+        assert got[0]["generated_text"] == want[0]["generated_text"]
+        assert got[0]["score"] == pytest.approx(want[0]["score"], abs=1e-4)

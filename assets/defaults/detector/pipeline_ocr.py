@@ -10,8 +10,8 @@ from transformers import AutoModel, AutoProcessor, Pipeline, PreTrainedModel, Pr
 
 from .crop_recognition import DEFAULT_CROP_MARGIN, recognize_regions
 from .image_loading import load_rgb_image, split_image_batch
-from .onnx_backend import OnnxRecognizer
-from .pipeline_tcm import DETECTION_ARGUMENTS, detection_settings, detector_for_inference, on_backend_device
+from .onnx_backend import OnnxRecognizer, on_backend_device
+from .pipeline_tcm import DETECTION_ARGUMENTS, detection_settings, detector_for_inference
 from .reading_order_ocr import reading_order
 from .tiled_detection import detect_regions
 
