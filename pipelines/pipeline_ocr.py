@@ -113,7 +113,7 @@ class OcrPipeline(Pipeline):
                 f"ocr got unexpected arguments {sorted(unknown)}; detection settings are {list(DETECTION_ARGUMENTS)}"
                 ", recognizer_batch_size and crop_margin"
             )
-        forward = {"detection": detection_settings(kwargs)}
+        forward = detection_settings(kwargs)
         if crop_margin is not None:
             if crop_margin < 0:
                 raise ValueError(f"crop_margin must be >= 0, got {crop_margin}")
@@ -131,9 +131,9 @@ class OcrPipeline(Pipeline):
     def _forward(
         self,
         model_inputs: dict[str, Any],
-        detection: dict | None = None,
         recognizer_batch_size: int = 32,
         crop_margin: float = DEFAULT_CROP_MARGIN,
+        **detection: Any,
     ) -> dict[str, list]:
         images = model_inputs["image"]
         images = images if isinstance(images, list) else [images]
@@ -143,7 +143,7 @@ class OcrPipeline(Pipeline):
             images,
             device=self.device,
             dtype=self.dtype,
-            **(detection or {}),
+            **detection,
         )
         polygons = [[polygon.numpy() for polygon in found["polygons"]] for found in detections]
         readings = recognize_regions(

@@ -102,17 +102,15 @@ class SceneTextDetectionPipeline(Pipeline):
 
 
 def detection_settings(arguments: dict[str, Any]) -> dict[str, Any]:
-    """`detect_regions` keyword arguments from a pipeline's call-time detection settings (checked by the
-    image processor when it uses them)."""
-    forward: dict[str, Any] = {}
-    if arguments.get("size") is not None:
-        forward["size"] = arguments["size"]
-    if arguments.get("max_aspect_ratio") is not None:
-        if arguments["max_aspect_ratio"] < 1:
-            raise ValueError(f"max_aspect_ratio must be >= 1, got {arguments['max_aspect_ratio']}")
-        forward["max_aspect_ratio"] = arguments["max_aspect_ratio"]
-    forward["settings"] = {key: arguments[key] for key in POST_PROCESSING_ARGUMENTS if key in arguments}
-    return forward
+    """The detection settings a pipeline was given (at creation or call), as `detect_regions` keyword arguments.
+
+    Only the given ones are returned: transformers lays call-time parameters over creation-time ones key by key,
+    so a setting absent here keeps the value the pipeline was created with. Values are checked by the image
+    processor when it uses them, `max_aspect_ratio` here."""
+    given = {key: value for key, value in arguments.items() if value is not None}
+    if given.get("max_aspect_ratio", 1) < 1:
+        raise ValueError(f"max_aspect_ratio must be >= 1, got {given['max_aspect_ratio']}")
+    return given
 
 
 def detector_for_inference(model: Any) -> Any:

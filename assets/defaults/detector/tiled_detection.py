@@ -100,11 +100,11 @@ def detect_regions(
     detector: Any,
     image_processor: Any,
     images: Sequence[np.ndarray],
-    settings: Mapping[str, Any] | None = None,
     size: Mapping[str, int] | None = None,
     max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    **settings: Any,
 ) -> list[dict[str, Any]]:
     """The text regions of each (H, W, 3) RGB image, post-processed into its pixels: per image
     `{"scores", "polygons", "boxes"}` as `TcmImageProcessor.post_process_text_detection` returns them.
@@ -112,9 +112,8 @@ def detect_regions(
     Images read whole share one forward pass (padded together, as the processor does); a tiled image (see
     `tile_windows`) runs its tiles `TILES_PER_FORWARD` at a time and merges their regions. `detector` is a TCM
     model or any backend called the same way (`detector(pixel_values, output_threshold_maps=False).prob_map`:
-    `OnnxDetector`); `settings` are post-processing settings, `size` a call-time resize of the processor.
+    `OnnxDetector`); `size` is a call-time resize of the processor, `settings` are post-processing settings.
     """
-    settings = dict(settings or {})
     windows = [tile_windows(*image.shape[:2], max_aspect_ratio) for image in images]
     results: list[dict[str, Any] | None] = [None] * len(images)
     whole = [index for index, image_windows in enumerate(windows) if len(image_windows) == 1]
