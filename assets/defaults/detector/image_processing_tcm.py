@@ -241,9 +241,9 @@ def to_rgb_array(image: object, apply_exif_orientation: bool = True, name: str =
 class TcmImageProcessor(BaseImageProcessor):
     r"""Pre- and post-processing of TCM / DBNet text detection.
 
-    Calling it resizes each image (`size`, bilinear as in OpenCV; by default keeping its aspect ratio: the short
-    side to `shortest_edge` unless the long side would exceed `longest_edge` -- mmdet's keep-ratio rule), normalises
-    RGB in 0-255 space with the DB mean/std, and pads at the bottom/right with zeros (after normalisation, as
+    Calling it resizes each image (`size`, bilinear as in OpenCV; by default keeping its aspect ratio: the
+    short side to `shortest_edge` unless the long side would exceed `longest_edge` -- mmdet's keep-ratio rule),
+    normalises RGB in 0-255 space with the DB mean/std, and pads at the bottom/right with zeros (after normalisation, as
     mmdet does) to a common size: the largest height and width of the batch rounded up to a multiple of
     `size_divisor`. The official pipeline pads every image alone; given the original sizes, post-processing
     therefore only looks at each image's own padded area, so batching does not change results.

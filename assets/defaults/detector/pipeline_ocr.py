@@ -33,24 +33,24 @@ class OcrPipeline(Pipeline):
 
     Args:
         recognizer (`str`, `os.PathLike`, `PreTrainedModel` or `OnnxRecognizer`): a recognizer folder / Hub id,
-            or a loaded model or ONNX Runtime backend (then give `recognizer_processor`). A folder or id is loaded with `AutoModel` and `AutoProcessor`
-            and `recognizer_kwargs` (default `{"trust_remote_code": True}`: its code is trusted as the
-            detector's was when this custom pipeline was created; pass `{"trust_remote_code": False}` to
-            refuse it, or add a `revision`). It runs on the pipeline's device and, when `dtype` is given,
-            in that dtype.
+            or a loaded model or ONNX Runtime backend (then give `recognizer_processor`). A folder or id is
+            loaded with `AutoModel` and `AutoProcessor` and `recognizer_kwargs` (default
+            `{"trust_remote_code": True}`: its code is trusted as the detector's was when this custom pipeline
+            was created; pass `{"trust_remote_code": False}` to refuse it, or add a `revision`). It runs on the
+            pipeline's device and, when `dtype` is given, in that dtype.
         recognizer_processor (`ProcessorMixin`, *optional*): the recognizer's processor when `recognizer` is
             a model.
 
     Call-time settings: the detector's post-processing (`threshold`, `min_score`, `unclip_ratio`, `box_type`,
     `preset`, ...), its resize `size` and tiling bound `max_aspect_ratio` (as in the scene-text-detection
-    pipeline: images more than 8 times longer than high are read in overlapping tiles), `recognizer_batch_size` (crops recognized per forward pass, across all images of a batch;
-    default 32) and `crop_margin` (image around each region given to the recognizer, as a fraction of the
-    region's height per side; default 0.15). Results are in pixels of the original image; `box` is clipped to
-    it, `score` is the recognizer's confidence and `detection_score` the detector's. On CPU a detector in eval
-    mode runs as its `optimize_for_inference()` copy, made once when the pipeline is created (the model object
-    itself is not changed). Either model may be an ONNX Runtime backend (`OnnxDetector`, `OnnxRecognizer` of
-    folders written by `scenetext export`), with the processors saved beside it; the pipeline then runs on the
-    CPU.
+    pipeline: images more than 8 times longer than high are read in overlapping tiles), `recognizer_batch_size`
+    (crops recognized per forward pass, across all images of a batch; default 32) and `crop_margin` (image
+    around each region given to the recognizer, as a fraction of the region's height per side; default 0.15).
+    Results are in pixels of the original image; `box` is clipped to it, `score` is the recognizer's confidence
+    and `detection_score` the detector's. On CPU a detector in eval mode runs as its `optimize_for_inference()`
+    copy, made once when the pipeline is created (the model object itself is not changed). Either model may be
+    an ONNX Runtime backend (`OnnxDetector`, `OnnxRecognizer` of folders written by `scenetext export`), with
+    the processors saved beside it; the pipeline then runs on the CPU.
     """
 
     _load_image_processor = True
@@ -110,8 +110,8 @@ class OcrPipeline(Pipeline):
         unknown = set(kwargs) - set(DETECTION_ARGUMENTS)
         if unknown:
             raise TypeError(
-                f"ocr got unexpected arguments {sorted(unknown)}; detection settings are {list(DETECTION_ARGUMENTS)}"
-                ", recognizer_batch_size and crop_margin"
+                f"ocr got unexpected arguments {sorted(unknown)}; detection settings are "
+                f"{list(DETECTION_ARGUMENTS)}, recognizer_batch_size and crop_margin"
             )
         forward = detection_settings(kwargs)
         if crop_margin is not None:
