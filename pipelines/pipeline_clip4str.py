@@ -8,6 +8,7 @@ import torch
 from transformers import Pipeline
 
 from .image_loading import load_rgb_image, split_image_batch
+from .onnx_backend import on_backend_device
 
 
 class SceneTextRecognitionPipeline(Pipeline):
@@ -32,6 +33,10 @@ class SceneTextRecognitionPipeline(Pipeline):
     _load_image_processor = False
     _load_tokenizer = False
     _load_feature_extractor = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # the model may be an `OnnxRecognizer` (an exported folder, run by ONNX Runtime on the CPU)
+        super().__init__(*args, **on_backend_device(args, kwargs))
 
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
         return super().__call__(split_image_batch(inputs), **kwargs)
