@@ -1,5 +1,5 @@
 """Image processor of the TCM text detector: keep-ratio resizing, DB normalisation, padding to a multiple of 32,
-DBNet training targets, and DB post-processing back to the original image's pixels."""
+training targets and post-processing back to the original image's pixels for the DBNet, PAN and FCENet heads."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from PIL import Image, ImageOps
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
 from .db_geometry_tcm import as_polygon, extract_text_boundaries, make_db_targets
+from .fce_geometry_tcm import FCE_POST_PROCESSING, FCE_STRIDES, extract_fce_boundaries, make_fce_targets
+from .pan_geometry_tcm import PAN_POST_PROCESSING, PAN_STRIDE, extract_pan_boundaries, make_pan_targets
 
 try:
     import cv2
@@ -76,6 +78,25 @@ POST_PROCESSING_PRESETS: dict[str, dict[str, Any]] = {
         "approx_ratio": 0.004,
     },
 }
+
+# The box type of PAN's post-processing per dataset preset (TCM's PAN configs: quads on ICDAR2015, polygons on
+# CTW1500); the other PAN settings are mmocr's defaults in every released configuration.
+PAN_BOX_TYPES = {
+    "mmocr": "poly",
+    "icdar2015": "quad",
+    "td500": "quad",
+    "ctw1500": "poly",
+    "totaltext": "poly",
+}
+
+# Target keys of each head, in the order `labels` holds them (the model's `HEAD_LABEL_KEYS`).
+TARGET_KEYS = {
+    "dbnet": ("shrink_map", "shrink_mask", "threshold_map", "threshold_mask"),
+    "pan": ("text_kernel", "shrunk_kernel", "effective_mask"),
+    "fcenet": (*(f"fce_maps_{stride}" for stride in FCE_STRIDES), "matching_region"),
+}
+# Downsampling of each FCENet target relative to the input (the others are at the input resolution).
+_TARGET_STRIDES = {**{f"fce_maps_{stride}": stride for stride in FCE_STRIDES}, "matching_region": 32}
 
 # Official test scales (mmdet keep-ratio `img_scale` of the test pipelines): the short side goes to
 # `shortest_edge` unless that would make the long side exceed `longest_edge`.
@@ -213,11 +234,14 @@ class TcmImageProcessor(BaseImageProcessor):
         max_image_pixels: larger inputs are rejected with a ValueError before any decoding work.
         shrink_ratio, threshold_min, threshold_max, min_text_size: DBNet target settings.
         post_processing: a preset name (`POST_PROCESSING_PRESETS`) or a dict of `post_process_text_detection`
-            settings; what the detector uses when nothing is passed at call time.
+            settings; what the DB head uses when nothing is passed at call time.
+        head_type: the detector's head (`TcmConfig.head_type`): which training targets `prepare_targets` makes.
+            Post-processing follows the maps the outputs hold, whatever this says.
+        pan_post_processing, fce_post_processing: settings of the PAN and FCENet post-processing (partial dicts
+            over `PAN_POST_PROCESSING` / `FCE_POST_PROCESSING`, mmocr's defaults and TCM's FCENet values).
     """
 
     model_input_names: ClassVar[list[str]] = ["pixel_values"]
-    _target_keys = ("shrink_map", "shrink_mask", "threshold_map", "threshold_mask")
 
     def __init__(
         self,
@@ -234,6 +258,9 @@ class TcmImageProcessor(BaseImageProcessor):
         threshold_max: float = 0.7,
         min_text_size: float = 8,
         post_processing: str | Mapping[str, Any] = "icdar2015",
+        head_type: str = "dbnet",
+        pan_post_processing: Mapping[str, Any] | None = None,
+        fce_post_processing: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -257,6 +284,26 @@ class TcmImageProcessor(BaseImageProcessor):
         self.threshold_max = threshold_max
         self.min_text_size = min_text_size
         self.post_processing = self._resolve_post_processing(post_processing)
+        if head_type not in TARGET_KEYS:
+            raise ValueError(f"head_type must be one of {sorted(TARGET_KEYS)}, got {head_type!r}")
+        self.head_type = head_type
+        self.pan_post_processing = self._head_settings(PAN_POST_PROCESSING, pan_post_processing, "pan")
+        self.fce_post_processing = self._head_settings(FCE_POST_PROCESSING, fce_post_processing, "fce")
+
+    @property
+    def _target_keys(self) -> tuple[str, ...]:
+        return TARGET_KEYS[self.head_type]
+
+    @staticmethod
+    def _head_settings(
+        defaults: Mapping[str, Any], settings: Mapping[str, Any] | None, name: str
+    ) -> dict[str, Any]:
+        unknown = set(settings or {}) - set(defaults)
+        if unknown:
+            raise ValueError(
+                f"unknown {name}_post_processing settings {sorted(unknown)}; expected {sorted(defaults)}"
+            )
+        return {**defaults, **(settings or {})}
 
     @classmethod
     def from_preset(cls, name: str, **kwargs: Any) -> TcmImageProcessor:
@@ -402,7 +449,7 @@ class TcmImageProcessor(BaseImageProcessor):
         resized_sizes: list[tuple[int, int]],
         padded_size: tuple[int, int],
     ) -> dict[str, torch.Tensor]:
-        maps = {key: torch.zeros(len(polygons), *padded_size) for key in self._target_keys}
+        maps: dict[str, torch.Tensor] = {}
         for index, image_polygons in enumerate(polygons):
             (height, width), (new_height, new_width) = original_sizes[index], resized_sizes[index]
             scale = np.array([new_width / width, new_height / height])
@@ -414,7 +461,12 @@ class TcmImageProcessor(BaseImageProcessor):
                 scaled, (new_height, new_width), None if ignore is None else ignore[index]
             )
             for key, value in targets.items():
-                maps[key][index, :new_height, :new_width] = value
+                stride = _TARGET_STRIDES.get(key, 1)
+                if key not in maps:  # zero padding, as mmocr pads the targets of a batch
+                    maps[key] = value.new_zeros(
+                        len(polygons), *value.shape[:-2], padded_size[0] // stride, padded_size[1] // stride
+                    )
+                maps[key][index, ..., : value.shape[-2], : value.shape[-1]] = value
         return maps
 
     # --------------------------------------------------------------------------------------------------------
@@ -428,8 +480,12 @@ class TcmImageProcessor(BaseImageProcessor):
         ignore: Sequence[bool] | None = None,
         texts: Sequence[str] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """DBNet targets of one image as (H, W) float32 tensors: `shrink_map`, `shrink_mask`,
-        `threshold_map`, `threshold_mask` -- the keys of the detector's `labels`.
+        """Training targets of one image for the processor's `head_type` -- the keys of the detector's `labels`.
+
+        DBNet: (H, W) float32 `shrink_map`, `shrink_mask`, `threshold_map`, `threshold_mask`. PAN: (H, W)
+        `text_kernel` and `shrunk_kernel` (instance numbers) and `effective_mask` (see `make_pan_targets`).
+        FCENet: per level `fce_maps_<stride>` (C, H // stride, W // stride) and `matching_region` (2, H // 32,
+        W // 32) (see `make_fce_targets`).
 
         Args:
             polygons: text polygons in pixels of the (already resized/cropped) input, each (N, 2) or a flat
@@ -437,7 +493,7 @@ class TcmImageProcessor(BaseImageProcessor):
             image_size: (height, width) of the input.
             ignore: per-polygon don't-care flags; `texts` equal to '###' are don't-care too.
 
-        Don't-care polygons, and polygons that DBNet cannot learn from (fewer than 3 points,
+        For DBNet, don't-care polygons, and polygons that DBNet cannot learn from (fewer than 3 points,
         self-intersecting, area < 1 px, short side < `min_text_size`, nothing left after shrinking) are masked
         out of `shrink_mask` and absent from the other maps. Malformed coordinates raise a ValueError.
         """
@@ -449,6 +505,14 @@ class TcmImageProcessor(BaseImageProcessor):
             if len(texts) != len(polygons):
                 raise ValueError(f"texts has {len(texts)} entries for {len(polygons)} polygons")
             flags = [flag or text == "###" for flag, text in zip(flags, texts, strict=True)]
+        if self.head_type == "pan":
+            pan = make_pan_targets(polygons, height, width, ignore=flags)
+            return {key: torch.from_numpy(getattr(pan, key)) for key in self._target_keys}
+        if self.head_type == "fcenet":
+            return {
+                key: torch.from_numpy(value)
+                for key, value in make_fce_targets(polygons, height, width, flags).items()
+            }
         targets = make_db_targets(
             polygons,
             height,
@@ -480,14 +544,17 @@ class TcmImageProcessor(BaseImageProcessor):
         resized_sizes: Sequence[Sequence[int]] | torch.Tensor | None = None,
         num_workers: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Text regions from the detector's probability map, per image.
+        """Text regions from the detector's maps, per image.
 
         Args:
-            outputs: the model output (its `prob_map`, (B, 1, H, W)) or the probability map itself,
-                (B, 1, H, W) or (B, H, W).
+            outputs: the model output, or the DB probability map itself, (B, 1, H, W) or (B, H, W). A DBNet
+                output is read through its `prob_map`; a PAN output (`pan_maps`) through the PAN
+                post-processing and an FCENet output (`fce_classification`, `fce_regression`) through the FCE
+                one, with the processor's `pan_post_processing` / `fce_post_processing` settings (FCENet gives
+                polygons of its reconstruction points; PAN gives `box_type` outlines, by default the `preset`'s).
             threshold, box_type, unclip_ratio, min_score, min_size, max_candidates, approx_ratio: DB
                 post-processing settings (see `extract_text_boundaries`); unset ones come from `preset` if
-                given, else from the processor's `post_processing`.
+                given, else from the processor's `post_processing`. `box_type` applies to PAN too.
             target_sizes: (height, width) of each original image; results are then in its pixels. Without it,
                 results stay in probability-map pixels.
             resized_sizes: (height, width) each image had in `pixel_values` before padding; by default the
@@ -512,6 +579,11 @@ class TcmImageProcessor(BaseImageProcessor):
             max_candidates=max_candidates,
             approx_ratio=approx_ratio,
         )
+        head_maps = self._head_maps(outputs)
+        if head_maps is not None:
+            return self._post_process_head_maps(
+                head_maps, target_sizes, resized_sizes, box_type, preset, num_workers
+            )
         prob_map = self._prob_map(outputs)
         batch_size = prob_map.shape[0]
         target_sizes = self._sizes(target_sizes, batch_size, "target_sizes")
@@ -534,6 +606,93 @@ class TcmImageProcessor(BaseImageProcessor):
                 image_map = image_map[: self._round_up(new_height), : self._round_up(new_width)]
                 scale = np.array([width / new_width, height / new_height])
             boundaries = extract_text_boundaries(image_map, **settings)
+            image_size = None if target_sizes is None else target_sizes[index]
+            return self._to_original_pixels(boundaries, scale, image_size)
+
+        if num_workers is not None and num_workers < 1:
+            raise ValueError(f"num_workers must be >= 1, got {num_workers}")
+        workers = min(batch_size, num_workers or _available_cpus())
+        if workers == 1:
+            return [image_detections(index) for index in range(batch_size)]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(image_detections, range(batch_size)))
+
+    @staticmethod
+    def _head_maps(outputs: object) -> dict[str, Any] | None:
+        """The PAN or FCENet maps of a model output, or None for a DBNet output (or a bare probability map)."""
+
+        def field(name: str) -> Any:
+            if isinstance(outputs, Mapping):
+                return outputs.get(name)
+            return getattr(outputs, name, None)
+
+        if field("pan_maps") is not None:
+            return {"pan_maps": field("pan_maps")}
+        if field("fce_classification") is not None:
+            return {
+                "fce_classification": field("fce_classification"),
+                "fce_regression": field("fce_regression"),
+            }
+        return None
+
+    def _post_process_head_maps(
+        self,
+        head_maps: dict[str, Any],
+        target_sizes: object,
+        resized_sizes: object,
+        box_type: str | None,
+        preset: str | None,
+        num_workers: int | None,
+    ) -> list[dict[str, Any]]:
+        """`post_process_text_detection` of PAN or FCENet maps: each image's own padded area, boundaries in input
+        pixels, then rescaled to the original image as for DBNet."""
+        if "pan_maps" in head_maps:
+            maps = [head_maps["pan_maps"].detach().float().cpu().numpy()]
+            strides = (PAN_STRIDE,)
+            settings = dict(self.pan_post_processing)
+            if preset is not None:
+                if preset not in PAN_BOX_TYPES:
+                    raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PAN_BOX_TYPES)}")
+                settings["box_type"] = PAN_BOX_TYPES[preset]
+            if box_type is not None:
+                settings["box_type"] = box_type
+        else:
+            classification = [
+                level.detach().float().cpu().numpy() for level in head_maps["fce_classification"]
+            ]
+            regression = [level.detach().float().cpu().numpy() for level in head_maps["fce_regression"]]
+            maps = [*classification, *regression]
+            strides = FCE_STRIDES * 2
+            settings = dict(self.fce_post_processing)
+        batch_size = maps[0].shape[0]
+        target_sizes = self._sizes(target_sizes, batch_size, "target_sizes")
+        resized_sizes = self._sizes(resized_sizes, batch_size, "resized_sizes")
+        if resized_sizes is not None and target_sizes is None:
+            raise ValueError("resized_sizes needs target_sizes")
+        if target_sizes is not None and resized_sizes is None:
+            resized_sizes = [
+                self.get_resized_size(*target) if self.do_resize else target for target in target_sizes
+            ]
+
+        def image_detections(index: int) -> dict[str, Any]:
+            image_maps = [level[index] for level in maps]
+            scale = np.ones(2)
+            if target_sizes is not None:
+                (height, width), (new_height, new_width) = target_sizes[index], resized_sizes[index]
+                padded = self._round_up(new_height), self._round_up(new_width)
+                image_maps = [
+                    level[:, : padded[0] // stride, : padded[1] // stride]
+                    for level, stride in zip(image_maps, strides, strict=True)
+                ]
+                scale = np.array([width / new_width, height / new_height])
+            if "pan_maps" in head_maps:
+                boundaries = [
+                    (points * PAN_STRIDE, score)
+                    for points, score in extract_pan_boundaries(image_maps[0], **settings)
+                ]
+            else:
+                levels = len(FCE_STRIDES)
+                boundaries = extract_fce_boundaries(image_maps[:levels], image_maps[levels:], **settings)
             image_size = None if target_sizes is None else target_sizes[index]
             return self._to_original_pixels(boundaries, scale, image_size)
 
