@@ -63,20 +63,26 @@ class SceneTextDetectionPipeline(Pipeline):
                 f"scene-text-detection got unexpected arguments {sorted(unknown)}; post-processing settings are "
                 f"{list(POST_PROCESSING_ARGUMENTS)}"
             )
-        return ({} if timeout is None else {"timeout": timeout}), {}, kwargs
+        # PAN and FCENet outputs are post-processed in `_forward` (their maps are not one map per image).
+        return ({} if timeout is None else {"timeout": timeout}), kwargs, kwargs
 
     def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, Any]:
         # Images stay unresized here: the image processor pads each batch to its own largest size in `_forward`,
         # which the pipeline's generic collation (concatenation of equal-sized tensors) cannot do.
         return {"image": load_rgb_image(image, timeout=timeout)}
 
-    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, list]:
+    def _forward(self, model_inputs: dict[str, Any], **settings: Any) -> dict[str, list]:
         images = model_inputs["image"]
         images = images if isinstance(images, list) else [images]
         batch = self.image_processor(images)
         pixel_values = batch["pixel_values"].to(self.device, self.dtype)
         # post-processing reads only the probability map: skip the threshold branch
         outputs = self.detector(pixel_values, output_threshold_maps=False)
+        if getattr(outputs, "prob_map", None) is None:  # a PAN or FCENet head
+            detections = self.image_processor.post_process_text_detection(
+                outputs, target_sizes=batch["original_sizes"], resized_sizes=batch["resized_sizes"], **settings
+            )
+            return {"detections": detections}
         # post-processing reads each map only inside its image's own padded area, given the sizes below
         return {
             "prob_map": list(outputs.prob_map.float().cpu()),
@@ -85,6 +91,8 @@ class SceneTextDetectionPipeline(Pipeline):
         }
 
     def postprocess(self, model_outputs: dict[str, Any], **settings: Any) -> list[dict[str, Any]]:
+        if "detections" in model_outputs:
+            return format_detections(_unwrap(model_outputs["detections"]))
         prob_map, original_size, resized_size = (
             _unwrap(model_outputs[key]) for key in ("prob_map", "original_size", "resized_size")
         )

@@ -131,7 +131,7 @@ class OcrPipeline(Pipeline):
         # DB post-processing reads only the probability map: skip the threshold branch
         outputs = self.detector(pixel_values, output_threshold_maps=False)
         detections = self.image_processor.post_process_text_detection(
-            outputs.prob_map.float(),
+            outputs,
             target_sizes=batch["original_sizes"],
             resized_sizes=batch["resized_sizes"],
             **(detection_settings or {}),

@@ -146,3 +146,32 @@ def test_plain_and_optimized_models_detect_the_same_maps(head_type):
     expected = plain[field] if head_type == "pan" else torch.cat([m.flatten() for m in plain[field]])
     actual = fast[field] if head_type == "pan" else torch.cat([m.flatten() for m in fast[field]])
     torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("head_type", ["pan", "fcenet"])
+def test_detection_and_ocr_pipelines_give_the_dbnet_schema(head_type, tmp_path):
+    from transformers import pipeline
+
+    from tests.tiny_models import save_tiny_recognizer
+
+    torch.manual_seed(0)
+    model = TcmForSceneTextDetection(TcmConfig.from_preset("tiny", head_type=head_type))
+    with torch.no_grad():  # text everywhere, so that the random model detects something
+        if head_type == "pan":
+            model.head.out_conv.bias[:2] = 8.0
+        else:
+            model.head.out_conv_cls.bias.copy_(torch.tensor([-5.0, 5.0, -5.0, 5.0]))
+    model.save_pretrained(tmp_path / "detector")
+    TcmImageProcessor(size={"shortest_edge": 64, "longest_edge": 128}, head_type=head_type).save_pretrained(
+        tmp_path / "detector"
+    )
+    image = np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8)
+    detector = pipeline("scene-text-detection", model=str(tmp_path / "detector"))
+    batched = detector([image, image], batch_size=2)
+    assert batched[0] == batched[1] == detector(image)
+    assert batched[0] and set(batched[0][0]) == {"score", "label", "box", "polygon"}
+    reader = pipeline(
+        "ocr", model=str(tmp_path / "detector"), recognizer=str(save_tiny_recognizer(tmp_path / "rec"))
+    )
+    (first, *_) = reader(image)
+    assert {"polygon", "box", "text", "score", "detection_score"} <= set(first)
