@@ -227,15 +227,18 @@ def convert_tcm_state_dict(state_dict: Mapping[str, torch.Tensor], source: str =
                 key = pattern.sub(replacement, key)
             converted[key] = value
         else:
-            for pattern, replacement in _HEAD_PATTERNS:
-                if pattern.fullmatch(key):
-                    converted[pattern.sub(replacement, key)] = value
-                    break
-            else:
-                raise ValueError(
-                    f"{source}: unsupported parameter {key!r} (not part of TCM with a DBNet, PAN or FCENet head)."
-                )
+            converted[rename_head_key(key, source)] = value
     return converted
+
+
+def rename_head_key(key: str, source: str = "TCM checkpoint") -> str:
+    """The name in `TcmForSceneTextDetection` of an official prompt-generator, neck or head parameter."""
+    for pattern, replacement in _HEAD_PATTERNS:
+        if pattern.fullmatch(key):
+            return pattern.sub(replacement, key)
+    raise ValueError(
+        f"{source}: unsupported parameter {key!r} (not part of TCM with a DBNet, PAN or FCENet head)."
+    )
 
 
 def convert_tcm_checkpoint(
