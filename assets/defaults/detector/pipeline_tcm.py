@@ -80,7 +80,10 @@ class SceneTextDetectionPipeline(Pipeline):
         outputs = self.detector(pixel_values, output_threshold_maps=False)
         if getattr(outputs, "prob_map", None) is None:  # a PAN or FCENet head
             detections = self.image_processor.post_process_text_detection(
-                outputs, target_sizes=batch["original_sizes"], resized_sizes=batch["resized_sizes"], **settings
+                outputs,
+                target_sizes=batch["original_sizes"],
+                resized_sizes=batch["resized_sizes"],
+                **settings,
             )
             return {"detections": detections}
         # post-processing reads each map only inside its image's own padded area, given the sizes below
