@@ -26,6 +26,9 @@ except ImportError:
 # mmocr 0.4's `img_norm_cfg_r50dcnv2`, used by every TCM config: RGB statistics in 0-255 space (not CLIP's).
 DB_MEAN = (122.67891434, 116.66876762, 104.00698793)
 DB_STD = (58.395, 57.12, 57.375)
+# TCM's PAN and FCENet pipelines normalise with mmocr's ImageNet mean instead (same std).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+HEAD_IMAGE_MEANS = {"dbnet": DB_MEAN, "pan": IMAGENET_MEAN, "fcenet": IMAGENET_MEAN}
 
 # Official post-processing settings, by dataset (TCM's released configs; "mmocr" = mmocr 0.4 DBPostprocessor
 # defaults). `threshold` binarises the probability map, `min_score` is the minimum mean probability of a
@@ -107,6 +110,28 @@ TEST_SIZES: dict[str, dict[str, int]] = {
     "ctw1500": {"shortest_edge": 1024, "longest_edge": 4068},
     "totaltext": {"shortest_edge": 800, "longest_edge": 2944},
 }
+
+# The test scales of TCM's PAN and FCENet pipelines where they differ from DBNet's (the MultiScaleFlipAug
+# `img_scale`, which is what mmdet 2.x resizes to).
+HEAD_TEST_SIZES: dict[str, dict[str, dict[str, int]]] = {
+    "pan": {
+        "icdar2015": {"shortest_edge": 736, "longest_edge": 1333},
+        "ctw1500": {"shortest_edge": 640, "longest_edge": 3000},
+    },
+    "fcenet": {
+        "icdar2015": {"shortest_edge": 2260, "longest_edge": 2260},
+        "ctw1500": {"shortest_edge": 736, "longest_edge": 1080},
+        "totaltext": {"shortest_edge": 960, "longest_edge": 1280},
+    },
+}
+
+
+def official_test_size(preset: str, head_type: str = "dbnet") -> dict[str, int]:
+    """The official test scale of a dataset preset for a head (DBNet's where the head's configs give none)."""
+    if preset not in TEST_SIZES:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(TEST_SIZES)}")
+    return dict(HEAD_TEST_SIZES.get(head_type, {}).get(preset, TEST_SIZES[preset]))
+
 
 # PIL modes holding more than 8 bits per pixel; Pillow's own RGB conversion would clip them at 255. Pillow
 # opens 16-bit PNG/TIFF as "I;16*" (older versions as "I").
@@ -227,7 +252,8 @@ class TcmImageProcessor(BaseImageProcessor):
         do_resize: resize to `size` (off for images already at training size, e.g. 640x640 crops).
         size: `{"shortest_edge": int, "longest_edge": int}`.
         size_divisor: padded sizes are multiples of it (the network's stride, 32).
-        do_normalize, image_mean, image_std: normalisation in 0-255 space.
+        do_normalize, image_mean, image_std: normalisation in 0-255 space; `image_mean` defaults to the mean
+            the official configs of `head_type` use (`HEAD_IMAGE_MEANS`).
         apply_exif_orientation: rotate PIL images by their EXIF orientation. The official data loader ignores
             it (`color_ignore_orientation`) because the ICDAR/TotalText annotations refer to the stored pixels,
             so turn it off when evaluating on those datasets.
@@ -249,7 +275,7 @@ class TcmImageProcessor(BaseImageProcessor):
         size: Mapping[str, int] | None = None,
         size_divisor: int = 32,
         do_normalize: bool = True,
-        image_mean: Sequence[float] = DB_MEAN,
+        image_mean: Sequence[float] | None = None,
         image_std: Sequence[float] = DB_STD,
         apply_exif_orientation: bool = True,
         max_image_pixels: int = 8192 * 8192,
@@ -264,7 +290,10 @@ class TcmImageProcessor(BaseImageProcessor):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        size = dict(TEST_SIZES["icdar2015"] if size is None else size)
+        if head_type not in TARGET_KEYS:
+            raise ValueError(f"head_type must be one of {sorted(TARGET_KEYS)}, got {head_type!r}")
+        image_mean = HEAD_IMAGE_MEANS[head_type] if image_mean is None else image_mean
+        size = dict(official_test_size("icdar2015", head_type) if size is None else size)
         if set(size) != {"shortest_edge", "longest_edge"} or min(size.values()) < 1:
             raise ValueError(f"size must be {{'shortest_edge': int, 'longest_edge': int}} (>= 1), got {size}")
         if size_divisor < 1:
@@ -284,8 +313,6 @@ class TcmImageProcessor(BaseImageProcessor):
         self.threshold_max = threshold_max
         self.min_text_size = min_text_size
         self.post_processing = self._resolve_post_processing(post_processing)
-        if head_type not in TARGET_KEYS:
-            raise ValueError(f"head_type must be one of {sorted(TARGET_KEYS)}, got {head_type!r}")
         self.head_type = head_type
         self.pan_post_processing = self._head_settings(PAN_POST_PROCESSING, pan_post_processing, "pan")
         self.fce_post_processing = self._head_settings(FCE_POST_PROCESSING, fce_post_processing, "fce")
@@ -308,10 +335,9 @@ class TcmImageProcessor(BaseImageProcessor):
     @classmethod
     def from_preset(cls, name: str, **kwargs: Any) -> TcmImageProcessor:
         """The official test scale and post-processing of a dataset: icdar2015, td500, ctw1500, totaltext,
-        mmocr. Keyword arguments override single settings."""
-        if name not in TEST_SIZES:
-            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(TEST_SIZES)}")
-        kwargs.setdefault("size", TEST_SIZES[name])
+        mmocr (the test scale of the `head_type` keyword's configs, DBNet's by default). Keyword arguments
+        override single settings."""
+        kwargs.setdefault("size", official_test_size(name, kwargs.get("head_type", "dbnet")))
         kwargs.setdefault("post_processing", name)
         return cls(**kwargs)
 
