@@ -100,3 +100,41 @@ def test_fcenet_losses_match_the_official_values(heads_dir):
         logits = arrays["loss_matching"][index : index + 1, 0]
         ours = balanced_bce_loss(logits, matching[None, 0], matching[None, 2], 3.0, 1e-6, from_logits=True)
         assert ours.item() == pytest.approx(expected[f"aux_{index}"], rel=1e-5)
+
+
+@pytest.mark.parametrize("head_type", ["pan", "fcenet"])
+def test_converted_detector_with_each_head_gives_the_official_maps(
+    head_type, heads_dir, fixtures_dir, tmp_path
+):
+    """Fixture `a`'s official TCM checkpoint with its DB neck and head replaced by official PAN / FCENet ones,
+    converted: the whole model gives the maps the official modules computed from fixture `a`'s official stage
+    features (matching map on layer 4; FCENet reading layers 2-4)."""
+    from scenetext.modeling.tcm import TcmForSceneTextDetection
+    from scenetext.modeling.tcm.convert_tcm import convert_tcm_checkpoint, load_tcm_state_dict
+
+    official = load_file(heads_dir / f"detector_{'pan' if head_type == 'pan' else 'fce'}.safetensors")
+    state = load_tcm_state_dict(fixtures_dir / "tcm" / "a" / "checkpoint.pth")
+    state = {key: value for key, value in state.items() if not key.startswith(("neck.", "bbox_head."))}
+    state.update({key: value for key, value in official.items() if key.startswith(("neck.", "bbox_head."))})
+    torch.save({"meta": {}, "state_dict": state}, tmp_path / "tcm.pth")
+    folder = convert_tcm_checkpoint(
+        tmp_path / "tcm.pth",
+        tmp_path / "converted",
+        text_heads=2,
+        context_decoder_heads=2,
+        visual_prompt_heads=2,
+    )
+    model = TcmForSceneTextDetection.from_pretrained(folder).eval()
+    assert model.config.head_type == head_type and model.config.matching_stage_index == 3
+    with torch.no_grad():
+        outputs = model(load_file(fixtures_dir / "tcm" / "a" / "io.safetensors")["input"])
+    if head_type == "pan":
+        torch.testing.assert_close(outputs.pan_maps, official["pan_maps"], atol=1e-4, rtol=0)
+    else:
+        for level in range(3):
+            torch.testing.assert_close(
+                outputs.fce_classification[level], official[f"cls{level}"], atol=1e-4, rtol=0
+            )
+            torch.testing.assert_close(
+                outputs.fce_regression[level], official[f"reg{level}"], atol=1e-4, rtol=0
+            )
