@@ -605,91 +605,7 @@ class TcmImageProcessor(BaseImageProcessor):
             max_candidates=max_candidates,
             approx_ratio=approx_ratio,
         )
-        head_maps = self._head_maps(outputs)
-        if head_maps is not None:
-            return self._post_process_head_maps(
-                head_maps, target_sizes, resized_sizes, box_type, preset, num_workers
-            )
-        prob_map = self._prob_map(outputs)
-        batch_size = prob_map.shape[0]
-        target_sizes = self._sizes(target_sizes, batch_size, "target_sizes")
-        resized_sizes = self._sizes(resized_sizes, batch_size, "resized_sizes")
-        if resized_sizes is not None and target_sizes is None:
-            raise ValueError("resized_sizes needs target_sizes")
-        if target_sizes is not None and resized_sizes is None:
-            resized_sizes = [
-                self.get_resized_size(*target) if self.do_resize else target for target in target_sizes
-            ]
-        # Contours and scores are CPU work (OpenCV): move the whole batch of maps once.
-        prob_map = prob_map.detach().float().cpu().numpy()
-
-        def image_detections(index: int) -> dict[str, Any]:
-            image_map = prob_map[index]
-            scale = np.ones(2)
-            if target_sizes is not None:
-                (height, width), (new_height, new_width) = target_sizes[index], resized_sizes[index]
-                # the image's own padded area, as the official single-image pipeline sees it
-                image_map = image_map[: self._round_up(new_height), : self._round_up(new_width)]
-                scale = np.array([width / new_width, height / new_height])
-            boundaries = extract_text_boundaries(image_map, **settings)
-            image_size = None if target_sizes is None else target_sizes[index]
-            return self._to_original_pixels(boundaries, scale, image_size)
-
-        if num_workers is not None and num_workers < 1:
-            raise ValueError(f"num_workers must be >= 1, got {num_workers}")
-        workers = min(batch_size, num_workers or _available_cpus())
-        if workers == 1:
-            return [image_detections(index) for index in range(batch_size)]
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(image_detections, range(batch_size)))
-
-    @staticmethod
-    def _head_maps(outputs: object) -> dict[str, Any] | None:
-        """The PAN or FCENet maps of a model output, or None for a DBNet output (or a bare probability map)."""
-
-        def field(name: str) -> Any:
-            if isinstance(outputs, Mapping):
-                return outputs.get(name)
-            return getattr(outputs, name, None)
-
-        if field("pan_maps") is not None:
-            return {"pan_maps": field("pan_maps")}
-        if field("fce_classification") is not None:
-            return {
-                "fce_classification": field("fce_classification"),
-                "fce_regression": field("fce_regression"),
-            }
-        return None
-
-    def _post_process_head_maps(
-        self,
-        head_maps: dict[str, Any],
-        target_sizes: object,
-        resized_sizes: object,
-        box_type: str | None,
-        preset: str | None,
-        num_workers: int | None,
-    ) -> list[dict[str, Any]]:
-        """`post_process_text_detection` of PAN or FCENet maps: each image's own padded area, boundaries in input
-        pixels, then rescaled to the original image as for DBNet."""
-        if "pan_maps" in head_maps:
-            maps = [head_maps["pan_maps"].detach().float().cpu().numpy()]
-            strides = (PAN_STRIDE,)
-            settings = dict(self.pan_post_processing)
-            if preset is not None:
-                if preset not in PAN_BOX_TYPES:
-                    raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PAN_BOX_TYPES)}")
-                settings["box_type"] = PAN_BOX_TYPES[preset]
-            if box_type is not None:
-                settings["box_type"] = box_type
-        else:
-            classification = [
-                level.detach().float().cpu().numpy() for level in head_maps["fce_classification"]
-            ]
-            regression = [level.detach().float().cpu().numpy() for level in head_maps["fce_regression"]]
-            maps = [*classification, *regression]
-            strides = FCE_STRIDES * 2
-            settings = dict(self.fce_post_processing)
+        maps, strides, extract = self._detection_maps(outputs, settings, box_type, preset)
         batch_size = maps[0].shape[0]
         target_sizes = self._sizes(target_sizes, batch_size, "target_sizes")
         resized_sizes = self._sizes(resized_sizes, batch_size, "resized_sizes")
@@ -705,22 +621,15 @@ class TcmImageProcessor(BaseImageProcessor):
             scale = np.ones(2)
             if target_sizes is not None:
                 (height, width), (new_height, new_width) = target_sizes[index], resized_sizes[index]
-                padded = self._round_up(new_height), self._round_up(new_width)
+                # the image's own padded area, as the official single-image pipeline sees it
+                padded_height, padded_width = self._round_up(new_height), self._round_up(new_width)
                 image_maps = [
-                    level[:, : padded[0] // stride, : padded[1] // stride]
+                    level[:, : padded_height // stride, : padded_width // stride]
                     for level, stride in zip(image_maps, strides, strict=True)
                 ]
                 scale = np.array([width / new_width, height / new_height])
-            if "pan_maps" in head_maps:
-                boundaries = [
-                    (points * PAN_STRIDE, score)
-                    for points, score in extract_pan_boundaries(image_maps[0], **settings)
-                ]
-            else:
-                levels = len(FCE_STRIDES)
-                boundaries = extract_fce_boundaries(image_maps[:levels], image_maps[levels:], **settings)
             image_size = None if target_sizes is None else target_sizes[index]
-            return self._to_original_pixels(boundaries, scale, image_size)
+            return self._to_original_pixels(extract(image_maps), scale, image_size)
 
         if num_workers is not None and num_workers < 1:
             raise ValueError(f"num_workers must be >= 1, got {num_workers}")
@@ -729,6 +638,46 @@ class TcmImageProcessor(BaseImageProcessor):
             return [image_detections(index) for index in range(batch_size)]
         with ThreadPoolExecutor(workers) as pool:
             return list(pool.map(image_detections, range(batch_size)))
+
+    def _detection_maps(
+        self, outputs: object, db_settings: dict[str, Any], box_type: str | None, preset: str | None
+    ) -> tuple[list[np.ndarray], tuple[int, ...], Any]:
+        """The maps of the head that made `outputs` as (batch, channels, h, w) arrays (moved to the CPU once:
+        contours and scores are OpenCV work), their strides, and the function turning one image's maps into
+        boundaries in input pixels."""
+
+        def field(name: str) -> Any:
+            return outputs.get(name) if isinstance(outputs, Mapping) else getattr(outputs, name, None)
+
+        def as_array(tensor: torch.Tensor) -> np.ndarray:
+            return tensor.detach().float().cpu().numpy()
+
+        if field("pan_maps") is not None:
+            settings = dict(self.pan_post_processing)
+            if preset is not None:
+                if preset not in PAN_BOX_TYPES:
+                    raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PAN_BOX_TYPES)}")
+                settings["box_type"] = PAN_BOX_TYPES[preset]
+            if box_type is not None:
+                settings["box_type"] = box_type
+
+            def extract_pan(image_maps: list[np.ndarray]) -> list[tuple[np.ndarray, float]]:
+                found = extract_pan_boundaries(image_maps[0], **settings)
+                return [(points * PAN_STRIDE, score) for points, score in found]
+
+            return [as_array(field("pan_maps"))], (PAN_STRIDE,), extract_pan
+        if field("fce_classification") is not None:
+            levels = len(FCE_STRIDES)
+            maps = [as_array(level) for level in (*field("fce_classification"), *field("fce_regression"))]
+            return (
+                maps,
+                FCE_STRIDES * 2,
+                lambda image_maps: extract_fce_boundaries(
+                    image_maps[:levels], image_maps[levels:], **self.fce_post_processing
+                ),
+            )
+        prob_map = as_array(self._prob_map(outputs))[:, None]
+        return [prob_map], (1,), lambda image_maps: extract_text_boundaries(image_maps[0][0], **db_settings)
 
     @staticmethod
     def _to_original_pixels(
