@@ -178,9 +178,7 @@ def aggregation_discrimination_loss(
     return torch.stack(aggregation), torch.stack(discrimination)
 
 
-def pan_losses(
-    pan_maps: torch.Tensor, labels: dict[str, torch.Tensor], config, negative_ratio: float
-) -> dict[str, torch.Tensor]:
+def pan_losses(pan_maps: torch.Tensor, labels: dict[str, torch.Tensor], config) -> dict[str, torch.Tensor]:
     """The PAN loss terms (batch means, weighted): `text_loss`, `kernel_loss`, `aggregation_loss`,
     `discrimination_loss`. `labels` are at the input resolution; they are sampled at the map's stride (nearest,
     as mmocr's mask rescaling)."""
@@ -196,7 +194,7 @@ def pan_losses(
         config.pan_aggregation_delta,
         config.pan_discrimination_delta,
     )
-    sampled = hard_negative_mask(text_logits.detach(), text_instances, effective, negative_ratio)
+    sampled = hard_negative_mask(text_logits.detach(), text_instances, effective, config.negative_ratio)
     text = pan_dice_loss(text_logits, text_instances, sampled)
     kernel = pan_dice_loss(kernel_logits, kernel_instances, (text_instances > 0.5).float() * effective)
     return {

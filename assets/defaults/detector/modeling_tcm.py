@@ -847,7 +847,7 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
         with torch.autocast(device_type=matching_map.device.type, enabled=False):
             matching_logits = matching_map.float() / config.tau
             if head_type == "pan":
-                losses = pan_losses(maps["pan_maps"].float(), targets, config, config.negative_ratio)
+                losses = pan_losses(maps["pan_maps"].float(), targets, config)
                 matching = pan_matching_loss(matching_logits, targets, config.negative_ratio)
             else:
                 losses = fce_losses(

@@ -62,7 +62,7 @@ def test_pan_losses_match_the_official_values(heads_dir):
         "shrunk_kernel": torch.stack([arrays[f"{i}_gt_kernels"][1] for i in range(2)]).float(),
         "effective_mask": torch.stack([arrays[f"{i}_gt_mask"] for i in range(2)]).float(),
     }
-    losses = pan_losses(arrays["loss_preds"], labels, TcmConfig(head_type="pan"), 3.0)
+    losses = pan_losses(arrays["loss_preds"], labels, TcmConfig(head_type="pan"))
     for ours, official in (
         ("text_loss", "loss_text"),
         ("kernel_loss", "loss_kernel"),

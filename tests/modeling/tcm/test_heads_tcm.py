@@ -175,3 +175,12 @@ def test_detection_and_ocr_pipelines_give_the_dbnet_schema(head_type, tmp_path):
     )
     (first, *_) = reader(image)
     assert {"polygon", "box", "text", "score", "detection_score"} <= set(first)
+
+
+def test_onnx_export_refuses_the_other_heads(tmp_path):
+    from scenetext.export.onnx_export import export_detector_model
+
+    model = TcmForSceneTextDetection(TcmConfig.from_preset("tiny", head_type="pan"))
+    with pytest.raises(ValueError, match=r"DBNet head .* pan head"):
+        export_detector_model(model, tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()
