@@ -609,10 +609,13 @@ class TcmPreTrainedModel(SavesPipelineFilesMixin, PreTrainedModel):
 
 
 class TcmForSceneTextDetection(TcmPreTrainedModel):
-    """TCM with a DBNet head: per-pixel text probability, threshold and binary maps.
+    """TCM with the head of `config.head_type`: DBNet (per-pixel text probability, threshold and binary maps),
+    PAN (text, kernel and similarity maps at stride 4) or FCENet (classification and Fourier maps at strides
+    8, 16, 32). `TcmImageProcessor.post_process_text_detection` turns any of them into regions.
 
     For detection on CPU, `optimize_for_inference()` returns an eval-only copy with the batch norms folded
-    into the convolutions and fused oneDNN kernels (same maps within float rounding).
+    into the convolutions and fused oneDNN kernels (same maps within float rounding; for PAN and FCENet the
+    backbone only).
     """
 
     def __init__(self, config: TcmConfig):
@@ -787,9 +790,7 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         self._check_pixel_values(pixel_values)
         head_type = self.config.head_type
-        if head_type != "dbnet":
-            output_threshold_maps = labels is not None
-        if labels is not None and not output_threshold_maps:
+        if head_type == "dbnet" and labels is not None and not output_threshold_maps:
             raise ValueError(
                 "`labels` need the threshold maps for the loss; pass output_threshold_maps=True."
             )
