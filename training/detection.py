@@ -143,8 +143,11 @@ class DetectionTask(SourcedTask):
 
     def build_model(self) -> TcmForSceneTextDetection:
         model = self._build_model()
-        # The targets follow the head: DB maps, PAN kernels or FCENet level maps.
-        self.processor.head_type = model.config.head_type
+        # The targets follow the head (DB maps, PAN kernels or FCENet level maps), and so do the defaults of the
+        # normalisation and test scale (the PAN and FCENet configs' own).
+        self.processor = TcmImageProcessor(
+            **{**dict(self.config.processor), "head_type": model.config.head_type}
+        )
         return model
 
     def _build_model(self) -> TcmForSceneTextDetection:

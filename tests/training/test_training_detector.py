@@ -7,6 +7,7 @@ import torch
 
 from scenetext.data.augment_detection import SceneAugment
 from scenetext.modeling.tcm import TcmForSceneTextDetection
+from scenetext.processors.tcm.image_processing_tcm import IMAGENET_MEAN
 from scenetext.training.config import load_config
 from scenetext.training.detection import DetectionTask, tcm_parameter_groups
 
@@ -166,6 +167,8 @@ def test_head_configs_build_their_head_and_its_targets(config_name, label_keys, 
     task = DetectionTask(config)
     model = task.build_model()
     assert model.config.head_type == task.processor.head_type == config_name.rsplit("-", 1)[1]
+    assert task.processor.image_mean == list(IMAGENET_MEAN)  # the PAN and FCENet configs' normalisation
+    assert task.processor.size == {"shortest_edge": 128, "longest_edge": 192}  # the YAML's own settings stay
     batch = task.collate(list(task.train_dataset().take(2)), seed=0)
     assert set(batch["labels"]) == label_keys
     loss = model(**batch).loss
