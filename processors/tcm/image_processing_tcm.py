@@ -15,7 +15,13 @@ from PIL import Image, ImageOps
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
 from .db_geometry_tcm import as_polygon, extract_text_boundaries, make_db_targets
-from .fce_geometry_tcm import FCE_POST_PROCESSING, FCE_STRIDES, extract_fce_boundaries, make_fce_targets
+from .fce_geometry_tcm import (
+    FCE_LEVEL_RANGES,
+    FCE_POST_PROCESSING,
+    FCE_STRIDES,
+    extract_fce_boundaries,
+    make_fce_targets,
+)
 from .pan_geometry_tcm import PAN_POST_PROCESSING, PAN_STRIDE, extract_pan_boundaries, make_pan_targets
 
 try:
@@ -265,6 +271,8 @@ class TcmImageProcessor(BaseImageProcessor):
             Post-processing follows the maps the outputs hold, whatever this says.
         pan_post_processing, fce_post_processing: settings of the PAN and FCENet post-processing (partial dicts
             over `PAN_POST_PROCESSING` / `FCE_POST_PROCESSING`, mmocr's defaults and TCM's FCENet values).
+        fce_level_ranges: the text-size range (longer box side / image height) each FCENet level learns:
+            ICDAR2015's by default; the CTW1500 and Total-Text configs use ((0, 0.25), (0.2, 0.65), (0.55, 1)).
     """
 
     model_input_names: ClassVar[list[str]] = ["pixel_values"]
@@ -287,6 +295,7 @@ class TcmImageProcessor(BaseImageProcessor):
         head_type: str = "dbnet",
         pan_post_processing: Mapping[str, Any] | None = None,
         fce_post_processing: Mapping[str, Any] | None = None,
+        fce_level_ranges: Sequence[Sequence[float]] = FCE_LEVEL_RANGES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -316,6 +325,11 @@ class TcmImageProcessor(BaseImageProcessor):
         self.head_type = head_type
         self.pan_post_processing = self._head_settings(PAN_POST_PROCESSING, pan_post_processing, "pan")
         self.fce_post_processing = self._head_settings(FCE_POST_PROCESSING, fce_post_processing, "fce")
+        if len(fce_level_ranges) != len(FCE_STRIDES) or any(len(pair) != 2 for pair in fce_level_ranges):
+            raise ValueError(
+                f"fce_level_ranges needs one (low, high) pair per level {FCE_STRIDES}, got {fce_level_ranges}"
+            )
+        self.fce_level_ranges = [[float(low), float(high)] for low, high in fce_level_ranges]
 
     @property
     def _target_keys(self) -> tuple[str, ...]:
@@ -535,10 +549,9 @@ class TcmImageProcessor(BaseImageProcessor):
             pan = make_pan_targets(polygons, height, width, ignore=flags)
             return {key: torch.from_numpy(getattr(pan, key)) for key in self._target_keys}
         if self.head_type == "fcenet":
-            return {
-                key: torch.from_numpy(value)
-                for key, value in make_fce_targets(polygons, height, width, flags).items()
-            }
+            ranges = tuple(tuple(pair) for pair in self.fce_level_ranges)
+            targets = make_fce_targets(polygons, height, width, flags, level_ranges=ranges)
+            return {key: torch.from_numpy(value) for key, value in targets.items()}
         targets = make_db_targets(
             polygons,
             height,

@@ -131,3 +131,19 @@ def test_processor_rescales_fce_contours_to_the_original_image():
     radii = np.hypot(polygon[:, 0] - 20, polygon[:, 1] - 16)
     assert np.all(np.abs(radii - 8) <= 1)
     assert result["boxes"][0].tolist() == pytest.approx([12, 8, 28, 24], abs=1)
+
+
+def test_processor_level_ranges_move_a_text_between_levels():
+    polygon = [_rectangle(8, 8, 40, 24)]  # proportion 32 / 64 = 0.5
+    icdar = TcmImageProcessor(head_type="fcenet").prepare_targets(polygon, (64, 96))
+    ctw = TcmImageProcessor(
+        head_type="fcenet", fce_level_ranges=((0, 0.25), (0.2, 0.65), (0.55, 1))
+    ).prepare_targets(polygon, (64, 96))
+    assert icdar["fce_maps_16"][0].sum() > 0 and icdar["fce_maps_32"][0].sum() == 0
+    assert ctw["fce_maps_16"][0].sum() > 0 and ctw["fce_maps_8"][0].sum() == 0
+    only_32 = TcmImageProcessor(
+        head_type="fcenet", fce_level_ranges=((0, 0.1), (0.1, 0.2), (0.2, 1))
+    ).prepare_targets(polygon, (64, 96))
+    assert only_32["fce_maps_16"][0].sum() == 0 and only_32["fce_maps_32"][0].sum() > 0
+    with pytest.raises(ValueError, match="fce_level_ranges"):
+        TcmImageProcessor(fce_level_ranges=((0, 1),))
