@@ -76,7 +76,9 @@ def regenerate_default(name: str, defaults_dir: Path = DEFAULTS_DIR) -> Path:
         if unknown:
             raise ValueError(f"{folder}: saved code files {unknown} are not travelling sources to link to")
         shutil.copy2(folder / WEIGHTS, staging / WEIGHTS)
-        if (folder / MODEL_CARD).is_file():  # written by hand: what the model was trained on, measured numbers
+        if (
+            folder / MODEL_CARD
+        ).is_file():  # written by hand: what the model was trained on, measured numbers
             shutil.copy2(folder / MODEL_CARD, staging / MODEL_CARD)
         shutil.rmtree(folder)
         shutil.copytree(staging, folder, ignore=shutil.ignore_patterns("*.py"))

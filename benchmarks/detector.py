@@ -19,6 +19,13 @@ in ONNX Runtime fp32 (as many threads as torch), with ours' pre- and post-proces
 
     python benchmarks/detector.py --preset rn50 --batch-size 1 --repeats 2 --json detector.json
     python benchmarks/detector.py --preset rn50 --batch-size 1 --repeats 2 --onnx --json detector-onnx.json
+
+With `--head pan` or `--head fcenet`, the run compares detection heads instead: the plain TCM-DBNet and the plain
+TCM with that head (the same backbone weights; each head in the official order of work, in `--dtype`) time their
+forward pass on the same pixels, alternating. Their post-processing is not timed: with random weights the PAN and
+FCENet maps have no text structure, and FCENet's post-processing cost grows with the pixels above its threshold.
+
+    python benchmarks/detector.py --preset rn50 --head pan --repeats 2 --json detector-pan.json
 """
 
 from __future__ import annotations
@@ -260,13 +267,86 @@ def run(
     return record
 
 
+def run_heads(
+    preset: str, head: str, batch_size: int, dtype: str, device: str, repeats: int
+) -> dict[str, object]:
+    """Time the forward pass of TCM-DBNet and TCM with `head`, alternating, on the ICDAR2015-scale scene;
+    returns the measurement record (`speed_relative_to_dbnet` > 1: the head is faster)."""
+    if preset not in PRESETS:
+        raise ValueError(f"--preset must be one of {sorted(PRESETS)}, got {preset!r}")
+    if head not in ("pan", "fcenet"):
+        raise ValueError(f"--head must be dbnet, pan or fcenet, got {head!r}")
+    if repeats < 1 or batch_size < 1:
+        raise ValueError(f"--repeats and --batch-size must be >= 1, got {repeats} and {batch_size}")
+    precision = resolve_precision(dtype)
+    device = resolve_device(device)
+    models = {}
+    for name in ("dbnet", head):
+        torch.manual_seed(0)  # the same backbone and prompt weights for both
+        config = TcmConfig.from_preset(PRESETS[preset], head_type=name)
+        models[name] = TcmForSceneTextDetection(config).eval().to(device)
+    scene, _ = synthetic_scene()
+    pixel_values = TcmImageProcessor.from_preset("icdar2015")([scene] * batch_size)["pixel_values"].to(device)
+    load_before = os.getloadavg()[0]
+    wall, cpu = {name: [] for name in models}, {name: [] for name in models}
+    autocast = torch.autocast(
+        device_type=device.type, dtype=precision.dtype, enabled=precision.dtype != torch.float32
+    )
+    with torch.inference_mode(), autocast:
+        for model in models.values():  # warm-up
+            model(pixel_values)
+        for _ in range(repeats):
+            for name, model in models.items():
+                seconds, cpu_seconds, _ = _timed(lambda model=model: model(pixel_values))
+                wall[name].append(seconds)
+                cpu[name].append(cpu_seconds)
+    model_s = {name: statistics.median(times) for name, times in wall.items()}
+    model_cpu_s = {name: statistics.median(times) for name, times in cpu.items()}
+    return {
+        "preset": preset,
+        "head": head,
+        "batch_size": batch_size,
+        "dtype": dtype,
+        "device": str(device),
+        "repeats": repeats,
+        "input_size": list(pixel_values.shape[-2:]),
+        "dbnet_model_s": model_s["dbnet"],
+        f"{head}_model_s": model_s[head],
+        "dbnet_model_cpu_s": model_cpu_s["dbnet"],
+        f"{head}_model_cpu_s": model_cpu_s[head],
+        "speed_relative_to_dbnet": model_s["dbnet"] / model_s[head],
+        "cpu_speed_relative_to_dbnet": model_cpu_s["dbnet"] / model_cpu_s[head],
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = benchmark_parser(__doc__, PRESETS, batch_size=1)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument(
         "--onnx", action="store_true", help="also time the ONNX Runtime fp32 export in the same run"
     )
+    parser.add_argument(
+        "--head",
+        choices=("dbnet", "pan", "fcenet"),
+        default="dbnet",
+        help="pan / fcenet: time that head's model against TCM-DBNet's in the same run",
+    )
     args = parser.parse_args(argv)
+    if args.head != "dbnet":
+        if args.onnx:
+            parser.error("--onnx times the DBNet export; it does not combine with --head")
+        record = run_heads(args.preset, args.head, args.batch_size, args.dtype, args.device, args.repeats)
+        results = (
+            f"at {record['input_size']}, {args.head} model {record[f'{args.head}_model_s']:.3f} s vs dbnet "
+            f"{record['dbnet_model_s']:.3f} s: x{record['speed_relative_to_dbnet']:.2f} the speed of DBNet "
+            f"(x{record['cpu_speed_relative_to_dbnet']:.2f} in CPU time; load {record['load_average_before']:.1f})"
+        )
+        return report(record, results, args.json)
     record = run(args.preset, args.batch_size, args.dtype, args.device, args.repeats, args.onnx)
     splits = ", ".join(
         f"{stage} {record[f'{stage}_cpu_s']:.3f} vs {record[f'baseline_{stage}_cpu_s']:.3f} s"

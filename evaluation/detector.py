@@ -272,7 +272,7 @@ def load_detector(
     import torch
     from transformers import AutoImageProcessor, AutoModel
 
-    from scenetext.processors.tcm.image_processing_tcm import TEST_SIZES
+    from scenetext.processors.tcm.image_processing_tcm import official_test_size
 
     preset_num_points(preset)
     require_model_type(model_path, "tcm", "detector")  # before any weight is read
@@ -286,11 +286,13 @@ def load_detector(
         AutoModel.from_pretrained(str(model_path), trust_remote_code=True), torch_device, precision
     )
     image_processor = AutoImageProcessor.from_pretrained(str(model_path), trust_remote_code=True)
+    # PAN and FCENet test at their own scales (folders saved before the heads existed are DBNet)
+    size = official_test_size(preset, getattr(model.config, "head_type", "dbnet"))
 
     @torch.inference_mode()
     def predict(images: list[PIL.Image.Image]) -> list[TextRegions]:
         # Annotations are in raw pixel orientation, so EXIF rotation stays off.
-        inputs = image_processor(images=images, size=TEST_SIZES[preset], apply_exif_orientation=False)
+        inputs = image_processor(images=images, size=size, apply_exif_orientation=False)
         outputs = model(pixel_values=inputs["pixel_values"].to(device=torch_device, dtype=precision.dtype))
         results = image_processor.post_process_text_detection(
             outputs,

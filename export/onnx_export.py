@@ -163,6 +163,11 @@ def export_detector_model(
     """Writes `output/model.onnx` with dynamic batch, height and width (multiples of 32), and raises ValueError
     (removing the file) unless its probability maps match PyTorch's within 1e-3 on random images of each
     `(batch, height, width)` of `sample_sizes`."""
+    head_type = getattr(model.config, "head_type", "dbnet")
+    if head_type != "dbnet":
+        raise ValueError(
+            f"ONNX export covers the DBNet head (probability map); this detector has a {head_type} head"
+        )
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     graph = _DetectorGraph(model).eval()

@@ -104,6 +104,14 @@ def _format_count(count: int) -> str:
     return f"{count / 1e6:.1f} M" if count >= 1e5 else f"{count:,}"
 
 
+# TCM's detection heads: the paper's name of the detector and what follows the text-score map.
+TCM_ARCHITECTURES = {
+    "dbnet": ("TCM-DBNet", "an FPN and a DBNet head (differentiable binarization)"),
+    "pan": ("TCM-PANet", "an FPEM+FFM neck and a PAN head (text kernels grown by pixel aggregation)"),
+    "fcenet": ("TCM-FCENet", "an FPN and an FCENet head (Fourier contour embedding, curved polygons)"),
+}
+
+
 def _model_details(folder: Path, kind: ModelKind) -> dict[str, Any]:
     config = _read_json(folder / "config.json")
     details: dict[str, Any] = {"parameters": _format_count(count_parameters(folder))}
@@ -124,8 +132,16 @@ def _model_details(folder: Path, kind: ModelKind) -> dict[str, Any]:
         )
     else:
         processor = _read_json(folder / "preprocessor_config.json")
-        post_processing = processor.get("post_processing", {})
+        # folders saved before TCM had other heads hold DBNet
+        head_type = config.get("head_type", "dbnet")
+        post_processing = (
+            processor.get("post_processing", {})
+            if head_type == "dbnet"
+            else processor.get(f"{'pan' if head_type == 'pan' else 'fce'}_post_processing", {})
+        )
         details.update(
+            architecture=TCM_ARCHITECTURES[head_type][0],
+            head=TCM_ARCHITECTURES[head_type][1],
             backbone=f"stage depths {config['layers']}, width {config['width']}",
             shortest_edge=processor["size"]["shortest_edge"],
             longest_edge=processor["size"]["longest_edge"],

@@ -1,5 +1,5 @@
 """Detecting the text regions of whole images, for the detection and OCR pipelines: the image processor's resize,
-the detector, DB post-processing, and tiling of images far longer than they are high (or the reverse).
+the detector, the head's post-processing, and tiling of images far longer than they are high (or the reverse).
 
 A detector sees each image resized to its processor's `size`. An image whose long side is many times its short
 side (a 10000x50 strip of text) comes out a few pixels high there, and no word in it is found. Such an image is
@@ -148,11 +148,12 @@ def _detect(
 ) -> list[dict[str, Any]]:
     """Post-processed regions of images read whole, in one forward pass."""
     batch = image_processor(list(images), size=size)
-    # DB post-processing reads only the probability map: skip the threshold branch
+    # DB post-processing reads only the probability map: skip the threshold branch (PAN and FCENet heads have
+    # none; the processor post-processes whichever head's maps the output holds)
     outputs = detector(batch["pixel_values"].to(device, dtype), output_threshold_maps=False)
     # post-processing reads each map only inside its image's own padded area, given the sizes below
     return image_processor.post_process_text_detection(
-        outputs.prob_map.float(),
+        outputs,
         target_sizes=batch["original_sizes"],
         resized_sizes=batch["resized_sizes"],
         **settings,

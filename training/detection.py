@@ -1,4 +1,4 @@
-"""Detector (TCM-DBNet) training task for the Accelerate loop (`training/loop.py`).
+"""Detector (TCM with a DBNet, PAN or FCENet head) training task for the Accelerate loop (`training/loop.py`).
 
 YAML sections read here:
 
@@ -6,8 +6,9 @@ YAML sections read here:
       preset: tiny              # a TcmConfig preset (random initialisation) ...
       from_clip: PATH           # ... or both towers from an OpenAI CLIP ResNet file (RN50.pt; with preset)
       from_pretrained: PATH     # ... or fine-tune a TCM folder
-      config: {}                # TcmConfig fields (layers, width, freeze_text_encoder, ...)
-    processor: {}               # TcmImageProcessor options (size, post_processing, ...) used for evaluation
+      config: {}                # TcmConfig fields (head_type, layers, width, freeze_text_encoder, ...)
+    processor: {}               # TcmImageProcessor options (size, post_processing, ...) used for evaluation;
+                                # its head_type (which targets to build) is always the model's
     data:
       train: {source: synthetic, num_samples: 100000, seed: 0, scene: {...}}   # or icdar / jsonl / hub
       eval: {source: synthetic, num_samples: 100, seed: 1000}
@@ -141,6 +142,15 @@ class DetectionTask(SourcedTask):
     # -- model ---------------------------------------------------------------------------------------------
 
     def build_model(self) -> TcmForSceneTextDetection:
+        model = self._build_model()
+        # The targets follow the head (DB maps, PAN kernels or FCENet level maps), and so do the defaults of the
+        # normalisation and test scale (the PAN and FCENet configs' own).
+        self.processor = TcmImageProcessor(
+            **{**dict(self.config.processor), "head_type": model.config.head_type}
+        )
+        return model
+
+    def _build_model(self) -> TcmForSceneTextDetection:
         options = self.config.model
         overrides = dict(options.get("config", {}))
         if "from_pretrained" in options:
@@ -214,7 +224,7 @@ class DetectionTask(SourcedTask):
             )
             outputs = model(pixel_values=inputs["pixel_values"].to(device))
             results = self.processor.post_process_text_detection(
-                outputs.prob_map.float().cpu(),
+                outputs,
                 target_sizes=inputs["original_sizes"],
                 resized_sizes=inputs["resized_sizes"],
             )

@@ -1,4 +1,4 @@
-"""TCM-DBNet scene-text detector: configuration and model (the converter is `convert_tcm`)."""
+"""TCM scene-text detector (DBNet, PAN or FCENet head): configuration and model (the converter is `convert_tcm`)."""
 
 from .configuration_tcm import TCM_PRESETS, TcmConfig
 from .modeling_tcm import TcmForSceneTextDetection, TcmOutput, TcmPreTrainedModel

@@ -1,5 +1,5 @@
-"""Configuration of TCM ("Turning a CLIP Model into a Scene Text Detector", Yu et al., CVPR 2023) with a
-DBNet head."""
+"""Configuration of TCM ("Turning a CLIP Model into a Scene Text Detector", Yu et al., CVPR 2023) with one of the
+paper's three detection heads: DBNet (the default), PAN or FCENet."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ _RN50_TEXT = {
     "hidden_act": "quick_gelu",
     "layer_norm_eps": 1e-5,
 }
+
+# The detection heads TCM is reported with, each with the neck and loss of its official configuration.
+HEAD_TYPES = ("dbnet", "pan", "fcenet")
 
 # Dimensions of the OpenAI CLIP ResNets (open_clip's RN50/RN101/RN50x4 model configs). TCM hard-codes 32
 # attention-pool heads whatever the width, and a 640-pixel position grid (20 x 20 tokens).
@@ -69,13 +72,17 @@ TCM_PRESETS: dict[str, dict[str, Any]] = {
         "visual_prompt_heads": 2,
         "neck_lateral_channels": 32,
         "neck_out_channels": 8,
+        "pan_neck_channels": 8,
+        "fce_neck_channels": 16,
     },
 }
 
 
 class TcmConfig(PreTrainedConfig):
     r"""
-    Configuration of [`TcmForSceneTextDetection`]. The defaults are the released TCM-DBNet (CLIP RN50) model.
+    Configuration of [`TcmForSceneTextDetection`]. The defaults are the released TCM-DBNet (CLIP RN50) model;
+    `head_type="pan"` or `"fcenet"` gives TCM-PANet or TCM-FCENet (the official TCM-FCENet also lays the position
+    grid out for 800 pixels: `input_resolution=800`).
 
     Image encoder (CLIP modified ResNet):
         num_channels (`int`, defaults to 3): channels of `pixel_values`.
@@ -107,6 +114,10 @@ class TcmConfig(PreTrainedConfig):
         visual_gamma_init (`float`, defaults to 1e-3): initial scale of the visual prompt.
 
     Matching map, neck and head:
+        head_type (`str`, defaults to `"dbnet"`): `"dbnet"` (FPNC neck, DB head), `"pan"` (FPEM+FFM neck, PAN
+            head: text, kernel and 4 similarity channels at stride 4) or `"fcenet"` (FPN on stages 2-4 with
+            output-side extra convolutions, FCE head: text/center classification and Fourier coefficients at
+            strides 8, 16 and 32).
         tau (`float`, defaults to 0.07): temperature dividing the matching map into logits for the
             auxiliary loss.
         matching_stage_index (`int`, defaults to 3): backbone stage (0-3) the matching map is concatenated to;
@@ -114,13 +125,25 @@ class TcmConfig(PreTrainedConfig):
         neck_lateral_channels (`int`, defaults to 256) / neck_out_channels (`int`, defaults to 64): FPNC
             widths; the DB head reads `4 * neck_out_channels` channels at stride 4.
         db_k (`float`, defaults to 50.0): steepness of the differentiable binarization.
+        pan_neck_channels (`int`, defaults to 128) / pan_fpem_repeats (`int`, defaults to 2): FPEM+FFM width and
+            number of feature pyramid enhancement modules.
+        fce_neck_channels (`int`, defaults to 256): FPN width of the FCENet neck.
+        fourier_degree (`int`, defaults to 5): highest Fourier frequency k of the FCENet contours (2k + 1
+            complex coefficients per pixel).
 
     Loss (DBNet loss + TCM auxiliary loss):
         db_alpha (`float`, defaults to 5.0): weight of the balanced BCE on the probability map.
         db_beta (`float`, defaults to 10.0): weight of the masked L1 loss on the threshold map.
         negative_ratio (`float`, defaults to 3.0): hard negatives kept per positive in the balanced BCE.
         loss_eps (`float`, defaults to 1e-6): denominator guard of the balanced BCE, dice and L1 losses.
-        aux_loss_weight (`float`, defaults to 1.0): weight of the balanced BCE on the matching map.
+        aux_loss_weight (`float`, defaults to 1.0): weight of the auxiliary loss on the matching map (balanced
+            BCE for DBNet and FCENet, dice with hard negatives for PAN, as TCM's identity heads).
+        pan_kernel_weight (`float`, defaults to 0.5) / pan_embedding_weight (`float`, defaults to 0.25): PAN loss
+            weights of the kernel dice and of the aggregation and discrimination losses.
+        pan_aggregation_delta (`float`, defaults to 0.5) / pan_discrimination_delta (`float`, defaults to 3.0):
+            PAN's margins pulling text pixels to their kernel and pushing kernels apart.
+        fce_num_samples (`int`, defaults to 50): contour points on which FCENet's regression loss compares
+            predicted and target contours.
     """
 
     model_type = "tcm"
@@ -152,17 +175,27 @@ class TcmConfig(PreTrainedConfig):
     text_gamma_init: float = 1e-3
     visual_gamma_init: float = 1e-3
 
+    head_type: str = "dbnet"
     tau: float = 0.07
     matching_stage_index: int = 3
     neck_lateral_channels: int = 256
     neck_out_channels: int = 64
     db_k: float = 50.0
+    pan_neck_channels: int = 128
+    pan_fpem_repeats: int = 2
+    fce_neck_channels: int = 256
+    fourier_degree: int = 5
 
     db_alpha: float = 5.0
     db_beta: float = 10.0
     negative_ratio: float = 3.0
     loss_eps: float = 1e-6
     aux_loss_weight: float = 1.0
+    pan_kernel_weight: float = 0.5
+    pan_embedding_weight: float = 0.25
+    pan_aggregation_delta: float = 0.5
+    pan_discrimination_delta: float = 3.0
+    fce_num_samples: int = 50
 
     def __post_init__(self, **kwargs):
         if self.text_config is None:
@@ -236,8 +269,20 @@ class TcmConfig(PreTrainedConfig):
             width, heads = getattr(self, f"{name}_width"), getattr(self, f"{name}_heads")
             if width % heads:
                 raise ValueError(f"{name}_width={width} is not divisible by {name}_heads={heads}.")
-        if self.matching_stage_index not in (0, 1, 2, 3):
-            raise ValueError(f"`matching_stage_index` must be 0, 1, 2 or 3, got {self.matching_stage_index}.")
+        if self.head_type not in HEAD_TYPES:
+            raise ValueError(f"`head_type` must be one of {HEAD_TYPES}, got {self.head_type!r}.")
+        # FCENet's neck reads stages 2-4 only, so the matching map cannot join stage 1 there.
+        stages = (1, 2, 3) if self.head_type == "fcenet" else (0, 1, 2, 3)
+        if self.matching_stage_index not in stages:
+            raise ValueError(
+                f"`matching_stage_index` must be one of {stages} with head_type={self.head_type!r}, "
+                f"got {self.matching_stage_index}."
+            )
+        if self.fourier_degree < 1 or self.fce_num_samples < 2 * self.fourier_degree + 1:
+            raise ValueError(
+                f"`fourier_degree` must be >= 1 and `fce_num_samples` >= 2 * fourier_degree + 1, got "
+                f"{self.fourier_degree} and {self.fce_num_samples}."
+            )
         if self.tau <= 0:
             raise ValueError(f"`tau` must be positive, got {self.tau}.")
 

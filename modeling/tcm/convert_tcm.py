@@ -2,7 +2,8 @@
 
     scenetext convert tcm tcm_ic15.pth ./tcm-ic15
 
-Dimensions are read from the tensor shapes. Head counts are not stored in checkpoints, so the official
+The detection head (DBNet, PAN or FCENet) and the dimensions are read from the state dict's keys and tensor
+shapes. Head counts are not stored in checkpoints, so the official
 defaults are assumed (text tower width // 64, context decoder and visual prompt generator 4; the attention
 pool always has 32) unless given. The class prompt's CLIP BPE ids are computed here with open_clip's
 tokenizer, so the saved folder needs no tokenizer.
@@ -40,8 +41,15 @@ _DECODER_RENAMES = (
 )
 _HEAD_PATTERNS = (
     (re.compile(r"prompt_generator\.prompt_proj\.(.+)"), r"prompt_generator.layers.\1"),
+    # DBNet: FPNC and DB head.
     (re.compile(r"neck\.(lateral|smooth)_convs\.(\d+)\.conv\.weight"), r"neck.\1_convs.\2.weight"),
     (re.compile(r"bbox_head\.(binarize|threshold)\.(.+)"), r"head.\1.\2"),
+    # PAN: FPEM+FFM (same names) and the output convolution.
+    (re.compile(r"neck\.((?:reduce_conv_c\d|fpems)\..+)"), r"neck.\1"),
+    (re.compile(r"bbox_head\.(out_conv\.\w+)"), r"head.\1"),
+    # FCENet: mmdet FPN (ConvModule wrappers dropped) and the two output convolutions.
+    (re.compile(r"neck\.(lateral|fpn)_convs\.(\d+)\.conv\.(weight|bias)"), r"neck.\1_convs.\2.\3"),
+    (re.compile(r"bbox_head\.(out_conv_(?:cls|reg)\.\w+)"), r"head.\1"),
 )
 _BARE_PARAMETERS = {"contexts": "contexts", "gamma": "text_gamma", "vis_gamma": "visual_gamma"}
 
@@ -79,6 +87,55 @@ def tokenize_class_prompt(text: str, length: int = OFFICIAL_PROMPT_LENGTH) -> li
     return ids + [0] * (length - len(ids))
 
 
+def detect_head_type(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """ "dbnet", "pan" or "fcenet", from the head's parameter names in a TCM state dict (official names)."""
+    if "bbox_head.binarize.0.weight" in state_dict:
+        return "dbnet"
+    if "bbox_head.out_conv.weight" in state_dict:
+        return "pan"
+    if "bbox_head.out_conv_cls.weight" in state_dict:
+        return "fcenet"
+    heads = sorted({key.split(".")[1] for key in state_dict if key.startswith("bbox_head.")})
+    raise ValueError(
+        f"TCM checkpoint has no DBNet, PAN or FCENet head (bbox_head parameters: {heads or 'none'})."
+    )
+
+
+def _neck_config(state_dict: Mapping[str, torch.Tensor], head_type: str, stage_channels: list[int]) -> dict:
+    """The neck and head fields of `TcmConfig` for `head_type`, and the stage the matching map joins (the one
+    neck input with one channel more than its backbone stage)."""
+    if head_type == "pan":
+        inputs = [state_dict[f"neck.reduce_conv_c{i}.0.weight"].shape[1] for i in range(2, 6)]
+        fields = {
+            "pan_neck_channels": state_dict["neck.reduce_conv_c2.0.weight"].shape[0],
+            "pan_fpem_repeats": _count(state_dict, r"neck\.fpems\.(\d+)\."),
+        }
+        stages = [0, 1, 2, 3]
+    elif head_type == "fcenet":
+        inputs = [state_dict[f"neck.lateral_convs.{i}.conv.weight"].shape[1] for i in range(3)]
+        fields = {
+            "fce_neck_channels": state_dict["neck.lateral_convs.0.conv.weight"].shape[0],
+            "fourier_degree": (state_dict["bbox_head.out_conv_reg.weight"].shape[0] // 2 - 1) // 2,
+        }
+        stages = [1, 2, 3]
+    else:
+        inputs = [state_dict[f"neck.lateral_convs.{i}.conv.weight"].shape[1] for i in range(4)]
+        fields = {
+            "neck_lateral_channels": state_dict["neck.lateral_convs.0.conv.weight"].shape[0],
+            "neck_out_channels": state_dict["neck.smooth_convs.0.conv.weight"].shape[0],
+        }
+        stages = [0, 1, 2, 3]
+    with_matching = [
+        stage for stage, channels in zip(stages, inputs, strict=True) if channels == stage_channels[stage] + 1
+    ]
+    if len(with_matching) != 1:
+        raise ValueError(
+            f"Neck inputs {inputs} do not show one stage of {[stage_channels[i] for i in stages]} plus the "
+            "matching map."
+        )
+    return {"head_type": head_type, "matching_stage_index": with_matching[0], **fields}
+
+
 def _count(state_dict: Mapping[str, torch.Tensor], pattern: str) -> int:
     indices = {match[1] for key in state_dict if (match := re.match(pattern, key))}
     return len(indices)
@@ -92,7 +149,7 @@ def infer_tcm_config(
     visual_prompt_heads: int | None = None,
     class_prompt: str = DEFAULT_CLASS_PROMPT,
 ) -> TcmConfig:
-    """A `TcmConfig` matching the shapes of a TCM state dict (official key names)."""
+    """A `TcmConfig` matching the head and shapes of a TCM state dict (official key names)."""
     try:
         width = state_dict["backbone.conv3.weight"].shape[0]
         positions = state_dict["backbone.attnpool.positional_embedding"].shape[0]
@@ -100,9 +157,8 @@ def infer_tcm_config(
         token_embedding = state_dict["text_encoder.token_embedding.weight"]
         context_length = state_dict["text_encoder.positional_embedding"].shape[0]
         num_context_tokens = state_dict["contexts"].shape[1]
-        lateral = state_dict["neck.lateral_convs.0.conv.weight"].shape[0]
-        neck_out = state_dict["neck.smooth_convs.0.conv.weight"].shape[0]
-        lateral_inputs = [state_dict[f"neck.lateral_convs.{i}.conv.weight"].shape[1] for i in range(4)]
+        stage_channels = [width * 4 * 2**i for i in range(4)]
+        neck = _neck_config(state_dict, detect_head_type(state_dict), stage_channels)
     except KeyError as error:
         raise ValueError(f"TCM checkpoint lacks {error.args[0]!r}; cannot infer the configuration.") from None
 
@@ -114,12 +170,6 @@ def infer_tcm_config(
                 f"Text width {text_width} < 64: pass the text encoder's head count (--text-heads)."
             )
         text_heads = text_width // 64  # OpenAI CLIP's rule
-    stage_channels = [width * 4 * 2**i for i in range(4)]
-    with_matching = [i for i in range(4) if lateral_inputs[i] == stage_channels[i] + 1]
-    if len(with_matching) != 1:
-        raise ValueError(
-            f"Neck inputs {lateral_inputs} do not show one stage of {stage_channels} plus the matching map."
-        )
     prompt_length = context_length - num_context_tokens
     return TcmConfig(
         layers=[_count(state_dict, rf"backbone\.layer{i}\.(\d+)\.conv1\.weight") for i in range(1, 5)],
@@ -147,9 +197,7 @@ def infer_tcm_config(
         visual_prompt_layers=_count(state_dict, r"visual_prompt_generator\.decoder\.(\d+)\."),
         visual_prompt_width=state_dict["visual_prompt_generator.memory_proj.1.weight"].shape[0],
         visual_prompt_heads=visual_prompt_heads or OFFICIAL_DECODER_HEADS,
-        matching_stage_index=with_matching[0],
-        neck_lateral_channels=lateral,
-        neck_out_channels=neck_out,
+        **neck,
     )
 
 
@@ -179,13 +227,18 @@ def convert_tcm_state_dict(state_dict: Mapping[str, torch.Tensor], source: str =
                 key = pattern.sub(replacement, key)
             converted[key] = value
         else:
-            for pattern, replacement in _HEAD_PATTERNS:
-                if pattern.fullmatch(key):
-                    converted[pattern.sub(replacement, key)] = value
-                    break
-            else:
-                raise ValueError(f"{source}: unsupported parameter {key!r} (not part of TCM-DBNet).")
+            converted[rename_head_key(key, source)] = value
     return converted
+
+
+def rename_head_key(key: str, source: str = "TCM checkpoint") -> str:
+    """The name in `TcmForSceneTextDetection` of an official prompt-generator, neck or head parameter."""
+    for pattern, replacement in _HEAD_PATTERNS:
+        if pattern.fullmatch(key):
+            return pattern.sub(replacement, key)
+    raise ValueError(
+        f"{source}: unsupported parameter {key!r} (not part of TCM with a DBNet, PAN or FCENet head)."
+    )
 
 
 def convert_tcm_checkpoint(
@@ -214,5 +267,5 @@ def convert_tcm_checkpoint(
         from scenetext.processors.tcm.image_processing_tcm import TcmImageProcessor
     except ImportError:  # the image processor is optional for the model folder
         return dst
-    TcmImageProcessor.from_preset("icdar2015").save_pretrained(dst)
+    TcmImageProcessor.from_preset("icdar2015", head_type=config.head_type).save_pretrained(dst)
     return dst

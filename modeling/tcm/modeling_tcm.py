@@ -1,5 +1,6 @@
-"""TCM-DBNet: a CLIP ResNet turned into a scene-text detector (Yu et al., "Turning a CLIP Model into a
-Scene Text Detector", CVPR 2023), with the DBNet head and loss (Liao et al., AAAI 2020).
+"""TCM: a CLIP ResNet turned into a scene-text detector (Yu et al., "Turning a CLIP Model into a Scene Text
+Detector", CVPR 2023), with the DBNet head and loss (Liao et al., AAAI 2020) or, by `config.head_type`, the PAN
+(`heads_pan_tcm`) or FCENet (`heads_fcenet_tcm`) head and loss.
 
 Data flow of `TcmForSceneTextDetection.forward`:
     pixels -> CLIP ResNet stages 1-4 -> dense attention pool (global token + per-pixel embeddings)
@@ -8,7 +9,9 @@ Data flow of `TcmForSceneTextDetection.forward`:
     visual prompt generator: pixel embeddings += visual_gamma * decoder(pixels <- text)
     context decoder: text embedding += text_gamma * decoder(text <- [global, pixels])
     matching map = cosine(pixel embeddings, text embedding), concatenated to one backbone stage
-    FPNC neck -> DB head -> probability, threshold and binary maps at the input resolution.
+    FPNC neck -> DB head -> probability, threshold and binary maps at the input resolution
+    (PAN: FPEM+FFM neck -> text, kernel and similarity maps at stride 4;
+     FCENet: FPN on stages 2-4 -> classification and Fourier maps at strides 8, 16, 32).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from transformers.masking_utils import create_causal_mask
 from transformers.utils import ModelOutput
 
 from .configuration_tcm import TcmConfig
+from .heads_fcenet_tcm import FCE_LABEL_KEYS, TcmFceHead, TcmFcenetFpn, fce_losses
+from .heads_pan_tcm import PAN_LABEL_KEYS, TcmFpemFfm, TcmPanHead, pan_losses, pan_matching_loss
 from .pipeline_files_tcm import SavesPipelineFilesMixin
 
 try:
@@ -39,23 +44,38 @@ except ImportError:  # only building the image encoder needs timm; it raises a c
 # Keys of the DB targets that `forward(labels=...)` reads; the TCM image processor's `prepare_targets`
 # produces exactly these, each a float tensor (batch, height, width) at the input resolution.
 LABEL_KEYS = ("shrink_map", "shrink_mask", "threshold_map", "threshold_mask")
+# The label keys of each head (the processor's `head_type` selects the same ones).
+HEAD_LABEL_KEYS = {"dbnet": LABEL_KEYS, "pan": PAN_LABEL_KEYS, "fcenet": FCE_LABEL_KEYS}
 
 
 @dataclass
 class TcmOutput(ModelOutput):
     """Output of [`TcmForSceneTextDetection`].
 
+    Which maps are set depends on `config.head_type` (the others are None).
+
     Args:
-        loss: total training loss (DB loss + auxiliary matching loss), when `labels` are given.
-        prob_map: text probability map, (batch, 1, height, width) at the input resolution.
-        thresh_map: adaptive threshold map, same shape.
-        binary_map: differentiable binarization `sigmoid(k * (prob - thresh))`, same shape.
+        loss: total training loss (head loss + auxiliary matching loss), when `labels` are given.
+        prob_map: DBNet: text probability map, (batch, 1, height, width) at the input resolution.
+        thresh_map: DBNet: adaptive threshold map, same shape.
+        binary_map: DBNet: differentiable binarization `sigmoid(k * (prob - thresh))`, same shape.
         matching_map: cosine similarity of pixel and text embeddings, (batch, 1, height / 32, width / 32).
         text_embeddings: the refined text embedding per image, (batch, 1, embed_dim).
-        probability_loss: `db_alpha` x balanced BCE of `prob_map`.
-        binary_loss: dice loss of `binary_map`.
-        threshold_loss: `db_beta` x masked L1 loss of `thresh_map`.
-        matching_loss: `aux_loss_weight` x balanced BCE of `matching_map / tau`.
+        probability_loss: DBNet: `db_alpha` x balanced BCE of `prob_map`.
+        binary_loss: DBNet: dice loss of `binary_map`.
+        threshold_loss: DBNet: `db_beta` x masked L1 loss of `thresh_map`.
+        matching_loss: `aux_loss_weight` x the auxiliary loss of `matching_map / tau`.
+        pan_maps: PAN: (batch, 6, height / 4, width / 4): text-region logits, kernel logits, 4 similarity channels.
+        fce_classification: FCENet: per level (strides 8, 16, 32), (batch, 4, h, w): text-region and
+            center-region logits (two classes each).
+        fce_regression: FCENet: per level, (batch, 2 (2k + 1), h, w): real then imaginary parts of the Fourier
+            coefficients c_{-k}..c_k of the contour around each pixel, in level pixels relative to it.
+        text_loss: PAN: dice of the text region; FCENet: cross-entropy with hard negatives of the text region.
+        kernel_loss: PAN: `pan_kernel_weight` x dice of the kernel.
+        aggregation_loss / discrimination_loss: PAN: `pan_embedding_weight` x the similarity-vector losses.
+        center_loss: FCENet: cross-entropy of the text center region.
+        regression_x_loss / regression_y_loss: FCENet: smooth L1 between contours sampled from the predicted and
+            target coefficients.
     """
 
     loss: torch.FloatTensor | None = None
@@ -68,6 +88,16 @@ class TcmOutput(ModelOutput):
     binary_loss: torch.FloatTensor | None = None
     threshold_loss: torch.FloatTensor | None = None
     matching_loss: torch.FloatTensor | None = None
+    pan_maps: torch.FloatTensor | None = None
+    fce_classification: tuple[torch.FloatTensor, ...] | None = None
+    fce_regression: tuple[torch.FloatTensor, ...] | None = None
+    text_loss: torch.FloatTensor | None = None
+    kernel_loss: torch.FloatTensor | None = None
+    aggregation_loss: torch.FloatTensor | None = None
+    discrimination_loss: torch.FloatTensor | None = None
+    center_loss: torch.FloatTensor | None = None
+    regression_x_loss: torch.FloatTensor | None = None
+    regression_y_loss: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -357,22 +387,41 @@ def masked_l1_loss(
     return ((pred - gt).abs() * mask).sum() / (mask.sum() + eps)
 
 
-def _check_labels(labels: Mapping[str, torch.Tensor], batch: int, height: int, width: int) -> None:
+def _label_shape(key: str, batch: int, height: int, width: int, fourier_degree: int) -> tuple[int, ...]:
+    """The shape `forward` expects of `labels[key]`: the input's (batch, height, width), or for FCENet's
+    per-level maps (batch, channels, height / stride, width / stride)."""
+    if key.startswith("fce_maps_"):
+        stride = int(key[len("fce_maps_") :])
+        return (batch, 3 + 2 * (2 * fourier_degree + 1), height // stride, width // stride)
+    if key == "matching_region":
+        return (batch, 2, height // 32, width // 32)
+    return (batch, height, width)
+
+
+def _check_labels(
+    labels: Mapping[str, torch.Tensor],
+    batch: int,
+    height: int,
+    width: int,
+    head_type: str = "dbnet",
+    fourier_degree: int = 5,
+) -> None:
+    keys = HEAD_LABEL_KEYS[head_type]
     if not isinstance(labels, Mapping):
-        raise TypeError(f"`labels` must be a mapping with keys {LABEL_KEYS}, got {type(labels).__name__}.")
-    missing = [key for key in LABEL_KEYS if key not in labels]
+        raise TypeError(f"`labels` must be a mapping with keys {keys}, got {type(labels).__name__}.")
+    missing = [key for key in keys if key not in labels]
     if missing:
         raise ValueError(
-            f"`labels` is missing {missing}; expected the DB targets {LABEL_KEYS} "
-            "(TcmImageProcessor.prepare_targets produces them)."
+            f"`labels` is missing {missing}; expected the {head_type} targets {keys} "
+            f'(TcmImageProcessor(head_type="{head_type}").prepare_targets produces them).'
         )
-    for key in LABEL_KEYS:
+    for key in keys:
         value = labels[key]
-        if not isinstance(value, torch.Tensor) or tuple(value.shape) != (batch, height, width):
+        expected = _label_shape(key, batch, height, width, fourier_degree)
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != expected:
             shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ValueError(
-                f"labels[{key!r}] must be a tensor of shape (batch, height, width) = {(batch, height, width)} "
-                f"matching pixel_values, got {shape}."
+                f"labels[{key!r}] must be a tensor of shape {expected} matching pixel_values, got {shape}."
             )
 
 
@@ -518,7 +567,18 @@ class TcmPreTrainedModel(SavesPipelineFilesMixin, PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         """TCM's initialisation for training from scratch (children are visited before their parents)."""
-        if isinstance(module, TcmForSceneTextDetection):
+        if isinstance(module, (TcmFpemFfm, TcmFcenetFpn)):
+            # mmocr's FPEM_FFM and mmdet's FPN: Xavier-uniform convolutions (this overrides the children's).
+            for conv in module.modules():
+                if isinstance(conv, nn.Conv2d):
+                    init.xavier_uniform_(conv.weight)
+                    init.zeros_(conv.bias)
+        elif isinstance(module, (TcmPanHead, TcmFceHead)):
+            # mmocr's PAN and FCE heads: output convolutions drawn from N(0, 0.01).
+            for conv in module.children():
+                init.normal_(conv.weight, std=0.01)
+                init.zeros_(conv.bias)
+        elif isinstance(module, TcmForSceneTextDetection):
             # The contexts are drawn like CoOp's (standard normal truncated at +-2); both refinements start
             # as near-identities.
             init.trunc_normal_(module.contexts, std=1.0)
@@ -549,10 +609,13 @@ class TcmPreTrainedModel(SavesPipelineFilesMixin, PreTrainedModel):
 
 
 class TcmForSceneTextDetection(TcmPreTrainedModel):
-    """TCM with a DBNet head: per-pixel text probability, threshold and binary maps.
+    """TCM with the head of `config.head_type`: DBNet (per-pixel text probability, threshold and binary maps),
+    PAN (text, kernel and similarity maps at stride 4) or FCENet (classification and Fourier maps at strides
+    8, 16, 32). `TcmImageProcessor.post_process_text_detection` turns any of them into regions.
 
     For detection on CPU, `optimize_for_inference()` returns an eval-only copy with the batch norms folded
-    into the convolutions and fused oneDNN kernels (same maps within float rounding).
+    into the convolutions and fused oneDNN kernels (same maps within float rounding; for PAN and FCENet the
+    backbone only).
     """
 
     def __init__(self, config: TcmConfig):
@@ -581,8 +644,15 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
         self.visual_gamma = nn.Parameter(torch.empty(()))
         neck_in = list(config.stage_channels)
         neck_in[config.matching_stage_index] += 1  # the matching map is one more channel
-        self.neck = TcmFpnc(neck_in, config.neck_lateral_channels, config.neck_out_channels)
-        self.head = TcmDbHead(4 * config.neck_out_channels, config.db_k)
+        if config.head_type == "pan":
+            self.neck = TcmFpemFfm(neck_in, config.pan_neck_channels, config.pan_fpem_repeats)
+            self.head = TcmPanHead(4 * config.pan_neck_channels)
+        elif config.head_type == "fcenet":
+            self.neck = TcmFcenetFpn(neck_in[1:], config.fce_neck_channels)
+            self.head = TcmFceHead(config.fce_neck_channels, config.fourier_degree)
+        else:
+            self.neck = TcmFpnc(neck_in, config.neck_lateral_channels, config.neck_out_channels)
+            self.head = TcmDbHead(4 * config.neck_out_channels, config.db_k)
         self.post_init()
 
     def optimize_for_inference(self, inplace: bool = False) -> TcmForSceneTextDetection:
@@ -709,15 +779,18 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
         pixel_values (`torch.Tensor` of shape `(batch, num_channels, height, width)`):
             Normalised images, height and width multiples of 32 (see `TcmImageProcessor`).
         labels (`Mapping[str, torch.Tensor]`, *optional*):
-            DB targets `shrink_map`, `shrink_mask`, `threshold_map`, `threshold_mask`, each (batch, height,
-            width) at the input resolution; `shrink_map` values > 0 count as text.
+            The targets of the head, each (batch, height, width) at the input resolution: for DBNet
+            `shrink_map`, `shrink_mask`, `threshold_map`, `threshold_mask` (`shrink_map` values > 0 count as
+            text); for PAN `text_kernel`, `shrunk_kernel` (instance numbers), `effective_mask`; for FCENet the
+            per-level maps of `heads_fcenet_tcm.FCE_LABEL_KEYS`. `TcmImageProcessor(head_type=...)` makes them.
         output_threshold_maps (`bool`, *optional*, defaults to `True`):
-            Compute `thresh_map` and `binary_map`. DB post-processing reads only `prob_map`, so detection
-            skips the threshold branch (half of the head's work); the loss needs it.
+            DBNet: compute `thresh_map` and `binary_map`. DB post-processing reads only `prob_map`, so detection
+            skips the threshold branch (half of the head's work); the loss needs it. Other heads ignore it.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         self._check_pixel_values(pixel_values)
-        if labels is not None and not output_threshold_maps:
+        head_type = self.config.head_type
+        if head_type == "dbnet" and labels is not None and not output_threshold_maps:
             raise ValueError(
                 "`labels` need the threshold maps for the loss; pass output_threshold_maps=True."
             )
@@ -733,23 +806,70 @@ class TcmForSceneTextDetection(TcmPreTrainedModel):
                 matching_map, size=stage.shape[-2:], mode="bilinear", align_corners=False
             )
         features[self.config.matching_stage_index] = torch.cat([stage, stage_matching.to(stage.dtype)], dim=1)
-        prob_map, thresh_map, binary_map = self.head(self.neck(features), output_threshold_maps)
+        if labels is not None:
+            batch, _, height, width = pixel_values.shape
+            _check_labels(labels, batch, height, width, head_type, self.config.fourier_degree)
+
+        if head_type == "pan":
+            maps = {"pan_maps": self.head(self.neck(features))}
+        elif head_type == "fcenet":
+            # FCENet reads stages 2-4 (strides 8, 16, 32), not the stride-4 stage.
+            classification, regression = self.head(self.neck(features[1:]))
+            maps = {"fce_classification": classification, "fce_regression": regression}
+        else:
+            prob_map, thresh_map, binary_map = self.head(self.neck(features), output_threshold_maps)
+            maps = {"prob_map": prob_map, "thresh_map": thresh_map, "binary_map": binary_map}
 
         losses = {}
         if labels is not None:
-            batch, _, height, width = pixel_values.shape
-            _check_labels(labels, batch, height, width)
-            losses = self.compute_loss(prob_map, thresh_map, binary_map, matching_map, labels)
+            losses = self.compute_head_loss(maps, matching_map, labels)
 
-        output = TcmOutput(
-            prob_map=prob_map,
-            thresh_map=thresh_map,
-            binary_map=binary_map,
-            matching_map=matching_map,
-            text_embeddings=text_embeddings,
-            **losses,
-        )
+        output = TcmOutput(matching_map=matching_map, text_embeddings=text_embeddings, **maps, **losses)
         return output if return_dict else output.to_tuple()
+
+    def compute_head_loss(
+        self,
+        maps: dict[str, torch.Tensor],
+        matching_map: torch.Tensor,
+        labels: Mapping[str, torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
+        """The loss of the configured head plus TCM's auxiliary loss on the matching map, as `TcmOutput` fields."""
+        head_type = self.config.head_type
+        if head_type == "dbnet":
+            return self.compute_loss(
+                maps["prob_map"], maps["thresh_map"], maps["binary_map"], matching_map, labels
+            )
+        config = self.config
+        targets = {
+            key: labels[key].to(device=matching_map.device, dtype=torch.float32)
+            for key in HEAD_LABEL_KEYS[head_type]
+        }
+        # Dice, cross-entropy and the hard-negative counts want fp32, as mmocr's force_fp32 losses.
+        with torch.autocast(device_type=matching_map.device.type, enabled=False):
+            matching_logits = matching_map.float() / config.tau
+            if head_type == "pan":
+                losses = pan_losses(maps["pan_maps"].float(), targets, config)
+                matching = pan_matching_loss(matching_logits, targets, config.negative_ratio)
+            else:
+                losses = fce_losses(
+                    [level.float() for level in maps["fce_classification"]],
+                    [level.float() for level in maps["fce_regression"]],
+                    targets,
+                    config,
+                )
+                # TCM's FCEIdentityHead: balanced BCE at stride 32 against every text's region (per image, as
+                # `compute_loss`; the official broadcast mixes images for batch > 1).
+                region = targets["matching_region"]
+                matching = balanced_bce_loss(
+                    matching_logits[:, 0],
+                    region[:, 0],
+                    region[:, 1],
+                    config.negative_ratio,
+                    config.loss_eps,
+                    from_logits=True,
+                )
+        losses["matching_loss"] = config.aux_loss_weight * matching
+        return {"loss": sum(losses.values()), **losses}
 
     def compute_loss(
         self,

@@ -46,7 +46,7 @@ def optimize_for_inference(
         raise TypeError(
             f"optimize_for_inference takes a TcmForSceneTextDetection, got {type(model).__name__}"
         )
-    if isinstance(model.neck, FusedFpnc):
+    if isinstance(model.image_encoder.trunk.stem[0], ChannelsLast):
         raise ValueError("optimize_for_inference: this model is already optimized for inference")
     if not inplace:
         shared = {id(tensor): tensor for tensor in itertools.chain(model.parameters(), model.buffers())}
@@ -55,9 +55,11 @@ def optimize_for_inference(
     trunk = model.image_encoder.trunk
     trunk.stem = nn.Sequential(ChannelsLast(), *(fuse_stem_layer(layer) for layer in trunk.stem))
     trunk.stages = nn.Sequential(*(fuse_stage(stage) for stage in trunk.stages))
-    model.neck = FusedFpnc(model.neck)
-    model.head.binarize = FusedDbBranch(model.head.binarize)
-    model.head.threshold = FusedDbBranch(model.head.threshold)
+    if model.config.head_type == "dbnet":
+        # The PAN and FCENet necks and heads are light next to the trunk; they run as they are.
+        model.neck = FusedFpnc(model.neck)
+        model.head.binarize = FusedDbBranch(model.head.binarize)
+        model.head.threshold = FusedDbBranch(model.head.threshold)
     return model
 
 

@@ -91,8 +91,11 @@ def _is_trainable(polygon: np.ndarray, min_text_size: float) -> bool:
     return min(width, height) >= min_text_size
 
 
-def _shrink(polygon: np.ndarray, shrink_ratio: float) -> np.ndarray | None:
-    """The text kernel: the polygon offset inwards by D = A (1 - r^2) / L, rounded to whole pixels.
+def shrink_polygon(
+    polygon: np.ndarray, shrink_ratio: float, max_offset: int | None = None
+) -> np.ndarray | None:
+    """The text kernel: the polygon offset inwards by D = A (1 - r^2) / L, rounded to whole pixels (at most
+    `max_offset`: PAN caps it at 20).
 
     mmocr shrinks the int-truncated polygon and keeps only the first piece when the offset splits it; None
     when nothing is left (the caller then ignores the polygon).
@@ -101,6 +104,8 @@ def _shrink(polygon: np.ndarray, shrink_ratio: float) -> np.ndarray | None:
     area = abs(cv2.contourArea(instance))
     perimeter = cv2.arcLength(instance, True)
     offset = int(area * (1 - shrink_ratio**2) / (perimeter + 0.001) + 0.5)
+    if max_offset is not None:
+        offset = min(offset, max_offset)
     clipper = pyclipper.PyclipperOffset()
     clipper.AddPath(instance.tolist(), pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
     pieces = clipper.Execute(-offset)
@@ -218,7 +223,7 @@ def make_db_targets(
     for index, polygon in enumerate(points):
         if ignored[index]:
             continue
-        kernel = _shrink(polygon, shrink_ratio)
+        kernel = shrink_polygon(polygon, shrink_ratio)
         if kernel is None:
             ignored[index] = True
             continue

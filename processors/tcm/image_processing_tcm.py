@@ -1,5 +1,5 @@
 """Image processor of the TCM text detector: keep-ratio resizing, DB normalisation, padding to a multiple of 32,
-DBNet training targets, and DB post-processing back to the original image's pixels."""
+training targets and post-processing back to the original image's pixels for the DBNet, PAN and FCENet heads."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ from PIL import Image, ImageOps
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
 from .db_geometry_tcm import as_polygon, extract_text_boundaries, make_db_targets
+from .fce_geometry_tcm import (
+    FCE_LEVEL_RANGES,
+    FCE_POST_PROCESSING,
+    FCE_STRIDES,
+    extract_fce_boundaries,
+    make_fce_targets,
+)
+from .pan_geometry_tcm import PAN_POST_PROCESSING, PAN_STRIDE, extract_pan_boundaries, make_pan_targets
 
 try:
     import cv2
@@ -24,6 +32,9 @@ except ImportError:
 # mmocr 0.4's `img_norm_cfg_r50dcnv2`, used by every TCM config: RGB statistics in 0-255 space (not CLIP's).
 DB_MEAN = (122.67891434, 116.66876762, 104.00698793)
 DB_STD = (58.395, 57.12, 57.375)
+# TCM's PAN and FCENet pipelines normalise with mmocr's ImageNet mean instead (same std).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+HEAD_IMAGE_MEANS = {"dbnet": DB_MEAN, "pan": IMAGENET_MEAN, "fcenet": IMAGENET_MEAN}
 
 # Official post-processing settings, by dataset (TCM's released configs; "mmocr" = mmocr 0.4 DBPostprocessor
 # defaults). `threshold` binarises the probability map, `min_score` is the minimum mean probability of a
@@ -76,6 +87,25 @@ POST_PROCESSING_PRESETS: dict[str, dict[str, Any]] = {
         "approx_ratio": 0.004,
     },
 }
+
+# The box type of PAN's post-processing per dataset preset (TCM's PAN configs: quads on ICDAR2015, polygons on
+# CTW1500); the other PAN settings are mmocr's defaults in every released configuration.
+PAN_BOX_TYPES = {
+    "mmocr": "poly",
+    "icdar2015": "quad",
+    "td500": "quad",
+    "ctw1500": "poly",
+    "totaltext": "poly",
+}
+
+# Target keys of each head, in the order `labels` holds them (the model's `HEAD_LABEL_KEYS`).
+TARGET_KEYS = {
+    "dbnet": ("shrink_map", "shrink_mask", "threshold_map", "threshold_mask"),
+    "pan": ("text_kernel", "shrunk_kernel", "effective_mask"),
+    "fcenet": (*(f"fce_maps_{stride}" for stride in FCE_STRIDES), "matching_region"),
+}
+# Downsampling of each FCENet target relative to the input (the others are at the input resolution).
+_TARGET_STRIDES = {**{f"fce_maps_{stride}": stride for stride in FCE_STRIDES}, "matching_region": 32}
 
 # Official test scales (mmdet keep-ratio `img_scale` of the test pipelines): the short side goes to
 # `shortest_edge` unless that would make the long side exceed `longest_edge`.
@@ -131,6 +161,28 @@ def parse_size(spec: str) -> dict[str, int]:
             "S:L (short side, long side at most) or HxW (fixed)"
         )
     return check_size(dict(zip(keys, (int(part) for part in parts), strict=True)))
+
+
+# The test scales of TCM's PAN and FCENet pipelines where they differ from DBNet's (the MultiScaleFlipAug
+# `img_scale`, which is what mmdet 2.x resizes to).
+HEAD_TEST_SIZES: dict[str, dict[str, dict[str, int]]] = {
+    "pan": {
+        "icdar2015": {"shortest_edge": 736, "longest_edge": 1333},
+        "ctw1500": {"shortest_edge": 640, "longest_edge": 3000},
+    },
+    "fcenet": {
+        "icdar2015": {"shortest_edge": 2260, "longest_edge": 2260},
+        "ctw1500": {"shortest_edge": 736, "longest_edge": 1080},
+        "totaltext": {"shortest_edge": 960, "longest_edge": 1280},
+    },
+}
+
+
+def official_test_size(preset: str, head_type: str = "dbnet") -> dict[str, int]:
+    """The official test scale of a dataset preset for a head (DBNet's where the head's configs give none)."""
+    if preset not in TEST_SIZES:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(TEST_SIZES)}")
+    return dict(HEAD_TEST_SIZES.get(head_type, {}).get(preset, TEST_SIZES[preset]))
 
 
 # PIL modes holding more than 8 bits per pixel; Pillow's own RGB conversion would clip them at 255. Pillow
@@ -254,18 +306,24 @@ class TcmImageProcessor(BaseImageProcessor):
             `{"longest_edge": int}` (ratio kept, long side to that length) or `{"height": int, "width": int}`
             (fixed size); also a call-time argument. `parse_size` reads the short text forms.
         size_divisor: padded sizes are multiples of it (the network's stride, 32).
-        do_normalize, image_mean, image_std: normalisation in 0-255 space.
+        do_normalize, image_mean, image_std: normalisation in 0-255 space; `image_mean` defaults to the mean
+            the official configs of `head_type` use (`HEAD_IMAGE_MEANS`).
         apply_exif_orientation: rotate PIL images by their EXIF orientation. The official data loader ignores
             it (`color_ignore_orientation`) because the ICDAR/TotalText annotations refer to the stored pixels,
             so turn it off when evaluating on those datasets.
         max_image_pixels: larger inputs are rejected with a ValueError before any decoding work.
         shrink_ratio, threshold_min, threshold_max, min_text_size: DBNet target settings.
         post_processing: a preset name (`POST_PROCESSING_PRESETS`) or a dict of `post_process_text_detection`
-            settings; what the detector uses when nothing is passed at call time.
+            settings; what the DB head uses when nothing is passed at call time.
+        head_type: the detector's head (`TcmConfig.head_type`): which training targets `prepare_targets` makes.
+            Post-processing follows the maps the outputs hold, whatever this says.
+        pan_post_processing, fce_post_processing: settings of the PAN and FCENet post-processing (partial dicts
+            over `PAN_POST_PROCESSING` / `FCE_POST_PROCESSING`, mmocr's defaults and TCM's FCENet values).
+        fce_level_ranges: the text-size range (longer box side / image height) each FCENet level learns:
+            ICDAR2015's by default; the CTW1500 and Total-Text configs use ((0, 0.25), (0.2, 0.65), (0.55, 1)).
     """
 
     model_input_names: ClassVar[list[str]] = ["pixel_values"]
-    _target_keys = ("shrink_map", "shrink_mask", "threshold_map", "threshold_mask")
 
     def __init__(
         self,
@@ -273,7 +331,7 @@ class TcmImageProcessor(BaseImageProcessor):
         size: Mapping[str, int] | None = None,
         size_divisor: int = 32,
         do_normalize: bool = True,
-        image_mean: Sequence[float] = DB_MEAN,
+        image_mean: Sequence[float] | None = None,
         image_std: Sequence[float] = DB_STD,
         apply_exif_orientation: bool = True,
         max_image_pixels: int = 8192 * 8192,
@@ -282,10 +340,17 @@ class TcmImageProcessor(BaseImageProcessor):
         threshold_max: float = 0.7,
         min_text_size: float = 8,
         post_processing: str | Mapping[str, Any] = "icdar2015",
+        head_type: str = "dbnet",
+        pan_post_processing: Mapping[str, Any] | None = None,
+        fce_post_processing: Mapping[str, Any] | None = None,
+        fce_level_ranges: Sequence[Sequence[float]] = FCE_LEVEL_RANGES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        size = check_size(TEST_SIZES["icdar2015"] if size is None else size)
+        if head_type not in TARGET_KEYS:
+            raise ValueError(f"head_type must be one of {sorted(TARGET_KEYS)}, got {head_type!r}")
+        image_mean = HEAD_IMAGE_MEANS[head_type] if image_mean is None else image_mean
+        size = check_size(official_test_size("icdar2015", head_type) if size is None else size)
         if size_divisor < 1:
             raise ValueError(f"size_divisor must be >= 1, got {size_divisor}")
         if len(image_mean) != 3 or len(image_std) != 3 or min(image_std) <= 0:
@@ -303,14 +368,36 @@ class TcmImageProcessor(BaseImageProcessor):
         self.threshold_max = threshold_max
         self.min_text_size = min_text_size
         self.post_processing = self._resolve_post_processing(post_processing)
+        self.head_type = head_type
+        self.pan_post_processing = self._head_settings(PAN_POST_PROCESSING, pan_post_processing, "pan")
+        self.fce_post_processing = self._head_settings(FCE_POST_PROCESSING, fce_post_processing, "fce")
+        if len(fce_level_ranges) != len(FCE_STRIDES) or any(len(pair) != 2 for pair in fce_level_ranges):
+            raise ValueError(
+                f"fce_level_ranges needs one (low, high) pair per level {FCE_STRIDES}, got {fce_level_ranges}"
+            )
+        self.fce_level_ranges = [[float(low), float(high)] for low, high in fce_level_ranges]
+
+    @property
+    def _target_keys(self) -> tuple[str, ...]:
+        return TARGET_KEYS[self.head_type]
+
+    @staticmethod
+    def _head_settings(
+        defaults: Mapping[str, Any], settings: Mapping[str, Any] | None, name: str
+    ) -> dict[str, Any]:
+        unknown = set(settings or {}) - set(defaults)
+        if unknown:
+            raise ValueError(
+                f"unknown {name}_post_processing settings {sorted(unknown)}; expected {sorted(defaults)}"
+            )
+        return {**defaults, **(settings or {})}
 
     @classmethod
     def from_preset(cls, name: str, **kwargs: Any) -> TcmImageProcessor:
         """The official test scale and post-processing of a dataset: icdar2015, td500, ctw1500, totaltext,
-        mmocr. Keyword arguments override single settings."""
-        if name not in TEST_SIZES:
-            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(TEST_SIZES)}")
-        kwargs.setdefault("size", TEST_SIZES[name])
+        mmocr (the test scale of the `head_type` keyword's configs, DBNet's by default). Keyword arguments
+        override single settings."""
+        kwargs.setdefault("size", official_test_size(name, kwargs.get("head_type", "dbnet")))
         kwargs.setdefault("post_processing", name)
         return cls(**kwargs)
 
@@ -453,7 +540,7 @@ class TcmImageProcessor(BaseImageProcessor):
         resized_sizes: list[tuple[int, int]],
         padded_size: tuple[int, int],
     ) -> dict[str, torch.Tensor]:
-        maps = {key: torch.zeros(len(polygons), *padded_size) for key in self._target_keys}
+        maps: dict[str, torch.Tensor] = {}
         for index, image_polygons in enumerate(polygons):
             (height, width), (new_height, new_width) = original_sizes[index], resized_sizes[index]
             scale = np.array([new_width / width, new_height / height])
@@ -465,7 +552,12 @@ class TcmImageProcessor(BaseImageProcessor):
                 scaled, (new_height, new_width), None if ignore is None else ignore[index]
             )
             for key, value in targets.items():
-                maps[key][index, :new_height, :new_width] = value
+                stride = _TARGET_STRIDES.get(key, 1)
+                if key not in maps:  # zero padding, as mmocr pads the targets of a batch
+                    maps[key] = value.new_zeros(
+                        len(polygons), *value.shape[:-2], padded_size[0] // stride, padded_size[1] // stride
+                    )
+                maps[key][index, ..., : value.shape[-2], : value.shape[-1]] = value
         return maps
 
     # --------------------------------------------------------------------------------------------------------
@@ -479,8 +571,12 @@ class TcmImageProcessor(BaseImageProcessor):
         ignore: Sequence[bool] | None = None,
         texts: Sequence[str] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """DBNet targets of one image as (H, W) float32 tensors: `shrink_map`, `shrink_mask`,
-        `threshold_map`, `threshold_mask` -- the keys of the detector's `labels`.
+        """Training targets of one image for the processor's `head_type` -- the keys of the detector's `labels`.
+
+        DBNet: (H, W) float32 `shrink_map`, `shrink_mask`, `threshold_map`, `threshold_mask`. PAN: (H, W)
+        `text_kernel` and `shrunk_kernel` (instance numbers) and `effective_mask` (see `make_pan_targets`).
+        FCENet: per level `fce_maps_<stride>` (C, H // stride, W // stride) and `matching_region` (2, H // 32,
+        W // 32) (see `make_fce_targets`).
 
         Args:
             polygons: text polygons in pixels of the (already resized/cropped) input, each (N, 2) or a flat
@@ -488,7 +584,7 @@ class TcmImageProcessor(BaseImageProcessor):
             image_size: (height, width) of the input.
             ignore: per-polygon don't-care flags; `texts` equal to '###' are don't-care too.
 
-        Don't-care polygons, and polygons that DBNet cannot learn from (fewer than 3 points,
+        For DBNet, don't-care polygons, and polygons that DBNet cannot learn from (fewer than 3 points,
         self-intersecting, area < 1 px, short side < `min_text_size`, nothing left after shrinking) are masked
         out of `shrink_mask` and absent from the other maps. Malformed coordinates raise a ValueError.
         """
@@ -500,6 +596,13 @@ class TcmImageProcessor(BaseImageProcessor):
             if len(texts) != len(polygons):
                 raise ValueError(f"texts has {len(texts)} entries for {len(polygons)} polygons")
             flags = [flag or text == "###" for flag, text in zip(flags, texts, strict=True)]
+        if self.head_type == "pan":
+            pan = make_pan_targets(polygons, height, width, ignore=flags)
+            return {key: torch.from_numpy(getattr(pan, key)) for key in self._target_keys}
+        if self.head_type == "fcenet":
+            ranges = tuple(tuple(pair) for pair in self.fce_level_ranges)
+            targets = make_fce_targets(polygons, height, width, flags, level_ranges=ranges)
+            return {key: torch.from_numpy(value) for key, value in targets.items()}
         targets = make_db_targets(
             polygons,
             height,
@@ -531,14 +634,17 @@ class TcmImageProcessor(BaseImageProcessor):
         resized_sizes: Sequence[Sequence[int]] | torch.Tensor | None = None,
         num_workers: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Text regions from the detector's probability map, per image.
+        """Text regions from the detector's maps, per image.
 
         Args:
-            outputs: the model output (its `prob_map`, (B, 1, H, W)) or the probability map itself,
-                (B, 1, H, W) or (B, H, W).
+            outputs: the model output, or the DB probability map itself, (B, 1, H, W) or (B, H, W). A DBNet
+                output is read through its `prob_map`; a PAN output (`pan_maps`) through the PAN
+                post-processing and an FCENet output (`fce_classification`, `fce_regression`) through the FCE
+                one, with the processor's `pan_post_processing` / `fce_post_processing` settings (FCENet gives
+                polygons of its reconstruction points; PAN gives `box_type` outlines, by default the `preset`'s).
             threshold, box_type, unclip_ratio, min_score, min_size, max_candidates, approx_ratio: DB
                 post-processing settings (see `extract_text_boundaries`); unset ones come from `preset` if
-                given, else from the processor's `post_processing`.
+                given, else from the processor's `post_processing`. `box_type` applies to PAN too.
             target_sizes: (height, width) of each original image; results are then in its pixels. Without it,
                 results stay in probability-map pixels.
             resized_sizes: (height, width) each image had in `pixel_values` before padding; by default the
@@ -563,8 +669,8 @@ class TcmImageProcessor(BaseImageProcessor):
             max_candidates=max_candidates,
             approx_ratio=approx_ratio,
         )
-        prob_map = self._prob_map(outputs)
-        batch_size = prob_map.shape[0]
+        maps, strides, extract = self._detection_maps(outputs, settings, box_type, preset)
+        batch_size = maps[0].shape[0]
         target_sizes = self._sizes(target_sizes, batch_size, "target_sizes")
         resized_sizes = self._sizes(resized_sizes, batch_size, "resized_sizes")
         if resized_sizes is not None and target_sizes is None:
@@ -573,20 +679,21 @@ class TcmImageProcessor(BaseImageProcessor):
             resized_sizes = [
                 self.get_resized_size(*target) if self.do_resize else target for target in target_sizes
             ]
-        # Contours and scores are CPU work (OpenCV): move the whole batch of maps once.
-        prob_map = prob_map.detach().float().cpu().numpy()
 
         def image_detections(index: int) -> dict[str, Any]:
-            image_map = prob_map[index]
+            image_maps = [level[index] for level in maps]
             scale = np.ones(2)
             if target_sizes is not None:
                 (height, width), (new_height, new_width) = target_sizes[index], resized_sizes[index]
                 # the image's own padded area, as the official single-image pipeline sees it
-                image_map = image_map[: self._round_up(new_height), : self._round_up(new_width)]
+                padded_height, padded_width = self._round_up(new_height), self._round_up(new_width)
+                image_maps = [
+                    level[:, : padded_height // stride, : padded_width // stride]
+                    for level, stride in zip(image_maps, strides, strict=True)
+                ]
                 scale = np.array([width / new_width, height / new_height])
-            boundaries = extract_text_boundaries(image_map, **settings)
             image_size = None if target_sizes is None else target_sizes[index]
-            return self._to_original_pixels(boundaries, scale, image_size)
+            return self._to_original_pixels(extract(image_maps), scale, image_size)
 
         if num_workers is not None and num_workers < 1:
             raise ValueError(f"num_workers must be >= 1, got {num_workers}")
@@ -595,6 +702,46 @@ class TcmImageProcessor(BaseImageProcessor):
             return [image_detections(index) for index in range(batch_size)]
         with ThreadPoolExecutor(workers) as pool:
             return list(pool.map(image_detections, range(batch_size)))
+
+    def _detection_maps(
+        self, outputs: object, db_settings: dict[str, Any], box_type: str | None, preset: str | None
+    ) -> tuple[list[np.ndarray], tuple[int, ...], Any]:
+        """The maps of the head that made `outputs` as (batch, channels, h, w) arrays (moved to the CPU once:
+        contours and scores are OpenCV work), their strides, and the function turning one image's maps into
+        boundaries in input pixels."""
+
+        def field(name: str) -> Any:
+            return outputs.get(name) if isinstance(outputs, Mapping) else getattr(outputs, name, None)
+
+        def as_array(tensor: torch.Tensor) -> np.ndarray:
+            return tensor.detach().float().cpu().numpy()
+
+        if field("pan_maps") is not None:
+            settings = dict(self.pan_post_processing)
+            if preset is not None:
+                if preset not in PAN_BOX_TYPES:
+                    raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PAN_BOX_TYPES)}")
+                settings["box_type"] = PAN_BOX_TYPES[preset]
+            if box_type is not None:
+                settings["box_type"] = box_type
+
+            def extract_pan(image_maps: list[np.ndarray]) -> list[tuple[np.ndarray, float]]:
+                found = extract_pan_boundaries(image_maps[0], **settings)
+                return [(points * PAN_STRIDE, score) for points, score in found]
+
+            return [as_array(field("pan_maps"))], (PAN_STRIDE,), extract_pan
+        if field("fce_classification") is not None:
+            levels = len(FCE_STRIDES)
+            maps = [as_array(level) for level in (*field("fce_classification"), *field("fce_regression"))]
+            return (
+                maps,
+                FCE_STRIDES * 2,
+                lambda image_maps: extract_fce_boundaries(
+                    image_maps[:levels], image_maps[levels:], **self.fce_post_processing
+                ),
+            )
+        prob_map = as_array(self._prob_map(outputs))[:, None]
+        return [prob_map], (1,), lambda image_maps: extract_text_boundaries(image_maps[0][0], **db_settings)
 
     @staticmethod
     def _to_original_pixels(

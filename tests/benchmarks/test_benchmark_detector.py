@@ -38,3 +38,23 @@ def test_detector_benchmark_rejects_unknown_preset():
     run = runpy.run_path(str(DETECTOR))["run"]
     with pytest.raises(ValueError, match="--preset"):
         run("rn200", 1, "fp32", "cpu", 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head", ["pan", "fcenet"])
+def test_detector_benchmark_compares_a_head_with_dbnet(head, tmp_path):
+    out = tmp_path / "heads.json"
+    main = runpy.run_path(str(DETECTOR))["main"]
+    main(["--preset", "tiny", "--head", head, "--repeats", "1", "--json", str(out)])
+    record = json.loads(out.read_text())
+    assert record["head"] == head and record["input_size"] == [1024, 1824]
+    assert record["dbnet_model_s"] > 0 and record[f"{head}_model_s"] > 0
+    assert record["speed_relative_to_dbnet"] == pytest.approx(
+        record["dbnet_model_s"] / record[f"{head}_model_s"]
+    )
+
+
+def test_detector_benchmark_rejects_an_unknown_head():
+    run_heads = runpy.run_path(str(DETECTOR))["run_heads"]
+    with pytest.raises(ValueError, match="--head"):
+        run_heads("tiny", "east", 1, "fp32", "cpu", 1)

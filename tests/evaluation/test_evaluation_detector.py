@@ -368,3 +368,38 @@ def test_cli_finds_images_and_annotations_in_sub_folders_and_ignores_dont_care(t
     # 2 care GT both found; 3 care detections (img_1's false positive is don't care): P 2/3, R 1.
     assert (report["precision"], report["recall"]) == (pytest.approx(200 / 3), 100.0)
     assert report["source"]["data"] == str(root)
+
+
+def test_a_pan_folder_is_evaluated_at_its_own_test_scale_and_post_processing(icdar_folder, tmp_path):
+    import torch
+
+    from scenetext.evaluation.detector import load_detector
+    from scenetext.modeling.tcm.configuration_tcm import TcmConfig
+    from scenetext.modeling.tcm.modeling_tcm import TcmForSceneTextDetection
+    from scenetext.processors.tcm.image_processing_tcm import TcmImageProcessor
+
+    torch.manual_seed(0)
+    model = TcmForSceneTextDetection(TcmConfig.from_preset("tiny", head_type="pan")).eval()
+    with torch.no_grad():
+        model.head.out_conv.bias[:2] = 8.0  # text everywhere: one region per image
+    processor = TcmImageProcessor(head_type="pan")
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+
+    image = PIL.Image.open(icdar_folder / "img_1.png").convert("RGB")
+    (regions,) = load_detector(tmp_path / "model", preset="ctw1500", device="cpu")([image])
+    # by hand: PAN's CTW1500 scale (short side 640) and PAN's polygon post-processing
+    inputs = processor(image, size={"shortest_edge": 640, "longest_edge": 3000})
+    assert tuple(inputs["resized_sizes"][0].tolist()) == (640, 853)
+    with torch.no_grad():
+        outputs = model(pixel_values=inputs["pixel_values"])
+    (result,) = processor.post_process_text_detection(
+        outputs,
+        target_sizes=inputs["original_sizes"],
+        resized_sizes=inputs["resized_sizes"],
+        preset="ctw1500",
+    )
+    assert len(result["polygons"]) == len(regions.polygons) == 1
+    assert np.asarray(regions.polygons[0], float).reshape(-1).tolist() == pytest.approx(
+        result["polygons"][0].reshape(-1).tolist()
+    )

@@ -276,3 +276,15 @@ def test_training_config_is_read_from_yaml_a_mapping_or_a_dataclass(tmp_path):
         TypeError, match="training_config must be a mapping, a dataclass or a YAML path, got int"
     ):
         load_training_config(3)
+
+
+@pytest.mark.parametrize(("head_type", "name"), [("pan", "TCM-PANet"), ("fcenet", "TCM-FCENet")])
+def test_detector_card_names_the_head_of_the_folder(head_type, name, tmp_path):
+    from scenetext.modeling.tcm import TcmConfig
+
+    torch.manual_seed(0)
+    TcmForSceneTextDetection(TcmConfig.from_preset("tiny", head_type=head_type)).save_pretrained(tmp_path)
+    TcmImageProcessor(head_type=head_type).save_pretrained(tmp_path)
+    card = str(render_model_card(tmp_path, TCM, "someone/tcm-head"))
+    assert f"({name})" in card and f"Architecture: {name}," in card
+    assert "DBNet" not in card.split("## How to use")[0]

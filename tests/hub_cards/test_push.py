@@ -42,9 +42,13 @@ MODEL_FILES = {
         "config.json",
         "configuration_tcm.py",
         "db_geometry_tcm.py",
+        "fce_geometry_tcm.py",
+        "heads_fcenet_tcm.py",
+        "heads_pan_tcm.py",
         "image_processing_tcm.py",
         "model.safetensors",
         "modeling_tcm.py",
+        "pan_geometry_tcm.py",
         "optimization_tcm.py",  # imported by TcmForSceneTextDetection.optimize_for_inference
         "pipeline_files_tcm.py",
         "preprocessor_config.json",

@@ -41,7 +41,8 @@ class ModelTesterMixin:
         return {"pixel_values": inputs["pixel_values"]}
 
     def assert_outputs_close(self, actual: Any, expected: Any, atol: float, names: tuple[str, ...]) -> None:
-        for name in names:
+        actual, expected = named_tensors(actual, names), named_tensors(expected, names)
+        for name in expected:
             torch.testing.assert_close(
                 actual[name].float(),
                 expected[name].float(),
@@ -75,7 +76,7 @@ class ModelTesterMixin:
         expected = self.run_model(model, inputs)
         model.save_pretrained(tmp_path / "model")
         torch.save(
-            {"inputs": inputs, "expected": {name: expected[name] for name in self.compared_outputs}},
+            {"inputs": inputs, "expected": named_tensors(expected, self.compared_outputs)},
             tmp_path / "io.pt",
         )
         stdout = run_isolated(
@@ -86,7 +87,10 @@ class ModelTesterMixin:
             io = torch.load({str(tmp_path / "io.pt")!r})
             with torch.no_grad():
                 outputs = model(**io["inputs"])
-            errors = [(outputs[name] - value).abs().max().item() for name, value in io["expected"].items()]
+            def output(name):  # "field.i" is item i of a per-level tuple field
+                field, _, level = name.partition(".")
+                return outputs[field][int(level)] if level else outputs[field]
+            errors = [(output(name) - value).abs().max().item() for name, value in io["expected"].items()]
             print(type(model).__module__, max(errors))
             """
         )
@@ -102,17 +106,20 @@ class ModelTesterMixin:
         expected = self.run_model(model, inputs)
         model.to(torch.bfloat16)
         actual = self.run_model(model, _cast_floats(inputs, torch.bfloat16))
-        assert all(actual[name].dtype == torch.bfloat16 for name in self.compared_outputs)
+        assert all(
+            value.dtype == torch.bfloat16 for value in named_tensors(actual, self.compared_outputs).values()
+        )
         self.assert_outputs_close(actual, expected, self.bf16_atol, ("loss", *self.compared_outputs))
 
     def test_a_sample_alone_gives_its_outputs_within_a_batch(self):
         model = self.build_model().eval()
         batch = self.inference_inputs(3)
-        together = self.run_model(model, batch)
+        together = named_tensors(self.run_model(model, batch), self.compared_outputs)
         for index in range(3):
             alone = self.run_model(model, {k: v[index : index + 1] for k, v in batch.items()})
-            sample = {name: together[name][index : index + 1] for name in self.compared_outputs}
-            self.assert_outputs_close(alone, sample, self.fp32_atol, self.compared_outputs)
+            sample = {name: value[index : index + 1] for name, value in together.items()}
+            alone = named_tensors(alone, self.compared_outputs)
+            self.assert_outputs_close(alone, sample, self.fp32_atol, tuple(sample))
 
     def test_loss_reaches_every_trainable_parameter_and_no_frozen_one(self):
         model = self.build_model().train()
@@ -125,6 +132,18 @@ class ModelTesterMixin:
                 assert torch.isfinite(parameter.grad).all(), f"{name} got a non-finite gradient"
             else:
                 assert parameter.grad is None, f"frozen {name} got a gradient"
+
+
+def named_tensors(outputs: Any, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The output fields `names`, a tuple field (per-level maps) spelled out as `name.0`, `name.1`, ..."""
+    tensors = {}
+    for name in names:
+        value = outputs[name]
+        if isinstance(value, tuple | list):
+            tensors.update({f"{name}.{index}": item for index, item in enumerate(value)})
+        else:
+            tensors[name] = value
+    return tensors
 
 
 def _cast_floats(value: Any, dtype: torch.dtype) -> Any:

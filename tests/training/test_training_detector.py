@@ -3,9 +3,11 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from scenetext.data.augment_detection import SceneAugment
 from scenetext.modeling.tcm import TcmForSceneTextDetection
+from scenetext.processors.tcm.image_processing_tcm import IMAGENET_MEAN
 from scenetext.training.config import load_config
 from scenetext.training.detection import DetectionTask, tcm_parameter_groups
 
@@ -151,3 +153,33 @@ def test_icdar2015_recipe_is_the_official_one(tmp_path):
     assert task.processor.size == {"shortest_edge": 1024, "longest_edge": 4068}
     with pytest.raises(FileNotFoundError, match=r"no CLIP checkpoint at RN50\.pt"):
         task.build_model()
+
+
+@pytest.mark.parametrize(
+    ("config_name", "label_keys"),
+    [
+        ("tiny-detector-pan", {"text_kernel", "shrunk_kernel", "effective_mask"}),
+        ("tiny-detector-fcenet", {"fce_maps_8", "fce_maps_16", "fce_maps_32", "matching_region"}),
+    ],
+)
+def test_head_configs_build_their_head_and_its_targets(config_name, label_keys, tmp_path):
+    config = load_config(config_name, [f"output_dir={tmp_path}", *QUICK])
+    task = DetectionTask(config)
+    model = task.build_model()
+    assert model.config.head_type == task.processor.head_type == config_name.rsplit("-", 1)[1]
+    assert task.processor.image_mean == list(IMAGENET_MEAN)  # the PAN and FCENet configs' normalisation
+    assert task.processor.size == {"shortest_edge": 128, "longest_edge": 192}  # the YAML's own settings stay
+    batch = task.collate(list(task.train_dataset().take(2)), seed=0)
+    assert set(batch["labels"]) == label_keys
+    loss = model(**batch).loss
+    assert torch.isfinite(loss) and loss.item() > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config_name", ["tiny-detector-pan", "tiny-detector-fcenet"])
+def test_head_loss_falls_and_checkpoints_load(config_name, tmp_path):
+    check_loss_falls(
+        tmp_path, config_name, DetectionTask, [*QUICK, "save_every=30", "eval_every=30"], ratio=0.8
+    )
+    model = TcmForSceneTextDetection.from_pretrained(tmp_path / "last")
+    assert model.config.head_type == config_name.rsplit("-", 1)[1]

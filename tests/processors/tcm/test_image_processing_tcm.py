@@ -607,3 +607,24 @@ def test_remote_files_import_without_opencv_and_fail_clearly_on_use(tmp_path, ru
     lines = stdout.strip().splitlines()
     assert "pip install opencv-python-headless" in lines[0]
     assert "pip install opencv-python-headless pyclipper shapely" in lines[1]
+
+
+def test_pan_and_fcenet_processors_default_to_their_official_mean_and_test_scales():
+    from scenetext.processors.tcm.image_processing_tcm import DB_MEAN, IMAGENET_MEAN
+
+    assert TcmImageProcessor().image_mean == list(DB_MEAN)
+    assert TcmImageProcessor(head_type="pan").image_mean == list(IMAGENET_MEAN)
+    assert TcmImageProcessor(head_type="fcenet", image_mean=DB_MEAN).image_mean == list(DB_MEAN)
+    assert TcmImageProcessor.from_preset("ctw1500", head_type="pan").size == {
+        "shortest_edge": 640,
+        "longest_edge": 3000,
+    }
+    fcenet = TcmImageProcessor.from_preset("icdar2015", head_type="fcenet")
+    assert fcenet.get_resized_size(720, 1280) == (1271, 2260)  # FCENet's (2260, 2260) keep-ratio scale
+    # datasets the head's configs give no scale for keep DBNet's
+    assert (
+        TcmImageProcessor.from_preset("td500", head_type="pan").size
+        == TcmImageProcessor.from_preset("td500").size
+    )
+    with pytest.raises(ValueError, match="head_type"):
+        TcmImageProcessor(head_type="east")

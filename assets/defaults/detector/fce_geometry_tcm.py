@@ -1,0 +1,1 @@
+../../../processors/tcm/fce_geometry_tcm.py

@@ -1,0 +1,1 @@
+../../../modeling/tcm/heads_fcenet_tcm.py

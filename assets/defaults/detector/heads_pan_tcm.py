@@ -1,0 +1,1 @@
+../../../modeling/tcm/heads_pan_tcm.py

@@ -1,0 +1,1 @@
+../../../processors/tcm/pan_geometry_tcm.py
