@@ -7,8 +7,9 @@ end-to-end reading on the same folder. Seconds per image are measured in the sam
 inside each system's call, after one warm-up call; both run on the CPU with `--threads` threads).
 
 RapidOCR is optional: ``pip install "scenetext[compare]"`` (rapidocr-onnxruntime). Ours defaults to the
-embedded checkpoints (`assets/defaults`); the detector runs at the test scale of `--preset`, end-to-end reading
-is the OCR pipeline (`scenetext ocr`).
+embedded checkpoints (`assets/defaults`); the detector runs at the test scale and settings of `--preset` ("ours")
+and as the detection pipeline runs it, at the folder's own size and thresholds ("ours (folder defaults)");
+end-to-end reading is the OCR pipeline (`scenetext ocr`).
 
     python benchmarks/rapidocr_comparison.py --crops CROPS_DIR --scenes ICDAR_DIR --json comparison.json
 """
@@ -84,6 +85,23 @@ def rapidocr_detector(engine: Any, read: bool = False) -> DetectionPredictor:
                 boxes, texts = boxes or [], None
             regions.append(TextRegions([np.ravel(box).tolist() for box in boxes], texts))
         return regions
+
+    return predict
+
+
+def detection_pipeline_predictor(
+    detect: Callable[[list[PIL.Image.Image]], list[list[dict]]],
+) -> DetectionPredictor:
+    """Our detection pipeline as users get it: the folder's own size and post-processing settings."""
+
+    def predict(images: list[PIL.Image.Image]) -> list[TextRegions]:
+        found = detect(images)
+        return [
+            TextRegions(
+                [region["polygon"] for region in regions], scores=[region["score"] for region in regions]
+            )
+            for regions in found
+        ]
 
     return predict
 
@@ -231,8 +249,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         lines += format_rows("word accuracy", record["recognition"], "word_accuracy")
     if args.scenes is not None:
+        from scenetext.modeling.tcm import TcmForSceneTextDetection
+        from scenetext.pipelines.pipeline_tcm import SceneTextDetectionPipeline
+        from scenetext.processors.tcm import TcmImageProcessor
+
+        folder_defaults = SceneTextDetectionPipeline(
+            model=TcmForSceneTextDetection.from_pretrained(detector).eval(),
+            image_processor=TcmImageProcessor.from_pretrained(detector),
+            device="cpu",
+        )
         record["detection"] = compare_detectors(
-            {"ours": load_detector(detector, args.preset, "cpu"), "rapidocr": rapidocr_detector(engine)},
+            {
+                "ours": load_detector(detector, args.preset, "cpu"),
+                "ours (folder defaults)": detection_pipeline_predictor(folder_defaults),
+                "rapidocr": rapidocr_detector(engine),
+            },
             args.scenes,
             args.preset,
         )
