@@ -45,11 +45,14 @@ def evaluate_recognition_samples(
     batch_size: int = 512,
     max_label_length: int = MAX_LABEL_LENGTH,
     description: str | None = None,
+    charset: str | None = None,
+    normalize_unicode: bool | str | None = None,
 ) -> RecognitionScores:
-    """Run `predict` over ``{"image", "label"}`` samples in batches and score them under `protocol`."""
+    """Run `predict` over ``{"image", "label"}`` samples in batches and score them under `protocol` (with
+    `charset` for the "full" protocol; `normalize_unicode` overrides the protocol's label normalisation)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    accumulator = RecognitionAccumulator(protocol, max_label_length)
+    accumulator = RecognitionAccumulator(protocol, max_label_length, charset, normalize_unicode)
     iterator = iter(samples)
     with tqdm(desc=description, unit="img") as progress:
         while batch := list(islice(iterator, batch_size)):

@@ -33,6 +33,24 @@ class SceneTextRecognitionPipeline(Pipeline):
     _load_tokenizer = False
     _load_feature_extractor = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._match_charset()
+
+    def _match_charset(self) -> None:
+        """Decode with the characters the model writes. They differ from the processor's when the model is a
+        PEFT adapter folder trained onto a new charset: transformers loads the processor of the base model
+        named in `adapter_config.json`, while the model resizes itself to the adapter's charset."""
+        tokenizer = self.processor.tokenizer
+        charset = self.model.config.charset
+        if tokenizer.charset != charset:
+            self.processor.tokenizer = type(tokenizer)(
+                charset=charset,
+                max_label_length=tokenizer.max_label_length,
+                normalize=tokenizer.normalize,
+                normalize_unicode=getattr(tokenizer, "normalize_unicode", True),
+            )
+
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
         return super().__call__(split_image_batch(inputs), **kwargs)
 

@@ -127,22 +127,29 @@ class Clip4StrCaptionTokenizer(nn.Module):
         self.register_buffer("bpe_pair_keys", torch.zeros(num_merges, dtype=torch.int64))
         self.register_buffer("bpe_pair_ranks", torch.zeros(num_merges, dtype=torch.int32))
 
-        self.charset = config.charset
         self.caption_charset = config.caption_charset
-        # Lookup tables derived from the config (not saved); `reset_lookup_tables` fills them, also after loading.
-        self.register_buffer(
-            "byte_token_of_id", torch.empty(config.num_decoder_tokens, dtype=torch.int64), persistent=False
-        )
         self.register_buffer("class_of_byte_token", torch.empty(94, dtype=torch.int64), persistent=False)
-        self.reset_lookup_tables()
+        self.set_charset(config.charset)
         self.apostrophe = _ascii_token_id("'", end_of_word=False)
         self.contraction_tokens = [
             [_ascii_token_id(c, False) for c in suffix] for suffix in _CLIP_CONTRACTIONS
         ]
 
+    def set_charset(self, charset: str) -> None:
+        """Read decoder ids of `charset` (`[E]`, the charset, `[B]`, `[P]`), as after
+        `Clip4StrForSceneTextRecognition.resize_charset`."""
+        self.charset = charset
+        # Lookup tables derived from the config (not saved); `reset_lookup_tables` fills them, also after loading.
+        device = self.class_of_byte_token.device
+        self.register_buffer(
+            "byte_token_of_id",
+            torch.empty(len(charset) + 3, dtype=torch.int64, device=device),
+            persistent=False,
+        )
+        self.reset_lookup_tables()
         # The official caption is a *string* cut at the first "[E]", so the three characters "[", "E", "]"
         # predicted in a row end it just like the [E] token does.
-        char_to_id = {char: index for index, char in enumerate(config.charset, start=1)}
+        char_to_id = {char: index for index, char in enumerate(charset, start=1)}
         self.literal_eos_ids = [char_to_id[c] for c in "[E]"] if all(c in char_to_id for c in "[E]") else None
 
     @torch.no_grad()

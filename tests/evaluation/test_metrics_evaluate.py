@@ -34,6 +34,14 @@ def test_recognition_metric_gives_the_plain_function_numbers(protocol):
         assert result["accuracy"] == pytest.approx(2 / 3)
 
 
+def test_recognition_metric_takes_the_full_protocol_with_a_charset():
+    charset = "abcdefghijklmnopqrstuvwxyzäöüßABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÜ"
+    result = load_metric(RECOGNITION_METRIC).compute(
+        predictions=["Größe", "strasse"], references=["Größe", "Straße"], protocol="full", charset=charset
+    )
+    assert (result["accuracy"], result["num_samples"]) == (0.5, 2)
+
+
 def test_detection_metric_gives_the_plain_function_numbers():
     square = [[0, 0], [10, 0], [10, 10], [0, 10]]
     shifted = [[1, 0], [11, 0], [11, 10], [1, 10]]
