@@ -1,8 +1,10 @@
-"""What the synthetic images say: dictionary words in the casings of signs, and random strings."""
+"""What the synthetic images say: dictionary words in the casings of signs, and random strings, for any charset
+(scripts with and without letter case)."""
 
 from __future__ import annotations
 
 import functools
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,10 +37,11 @@ _WORD_LIST = """
 """
 WORDS = tuple(_WORD_LIST.split())
 
-# "number": digits and the charset's other uncased symbols, never mixed with letters.
-_CASINGS = ("lower", "upper", "title", "number")
-_LETTER_CASINGS = _CASINGS[:3]
-_CASING_WEIGHTS = tuple(zip(_CASINGS, (0.4, 0.27, 0.21, 0.12), strict=True))
+# "caseless": letters of scripts without case (kana, CJK, Arabic, Hebrew, Thai, ...), written as they are.
+# "number": digits and the charset's other symbols that are not letters, never mixed with letters.
+_CASINGS = ("lower", "upper", "title", "caseless", "number")
+_LETTER_CASINGS = _CASINGS[:4]
+_CASING_WEIGHTS = tuple(zip(_CASINGS, (0.4, 0.27, 0.21, 0.4, 0.12), strict=True))
 
 
 @dataclass(frozen=True)
@@ -46,18 +49,21 @@ class TextSampling:
     """How synthetic texts are drawn.
 
     Attributes:
-        charset: the characters a text may contain (the fonts must be able to draw them; the built-in ones
-            cover printable ASCII). Dictionary words are mapped onto it with the CLIP4STR charset adapter (a
-            lowercase-only charset lowercases them, other characters are removed).
+        charset: the characters a text may contain, of any script (the fonts must be able to draw them; the
+            built-in ones cover printable ASCII, and `SyntheticWordConfig` can pick fonts by coverage). Dictionary
+            words are mapped onto it with the CLIP4STR charset adapter (a lowercase-only charset lowercases them);
+            a word that would lose a character to it (an "ß" for a charset without one) is redrawn, not cut.
         min_length / max_length: length range of every text; dictionary words outside it are redrawn.
-        word_probability: share of texts taken from `WORDS` rather than random strings.
-        words: the dictionary; `WORDS` by default.
+        word_probability: share of texts taken from the dictionary rather than random strings.
+        words: the dictionary; `WORDS` (English shop-sign words) by default.
+        words_file: a UTF-8 text file with one dictionary entry per line (blank lines skipped), read instead of
+            `words`: the way to give a dictionary of another language.
 
     Words and random strings alike are written in one casing: lower, UPPER or Title, as far as the charset
-    has letters of that case; random strings of the "number" kind hold the charset's uncased characters
-    (digits, symbols) only. Mixing cases or letters and digits character by character would make ``I``/``l``,
-    ``O``/``0`` and ``S``/``5`` unreadable even for people, and leave a recognizer an error floor no training
-    removes.
+    has letters of that case, or as they are for letters without case; random strings of the "number" kind hold
+    the charset's characters that are not letters (digits, symbols) only. Mixing cases or letters and digits
+    character by character would make ``I``/``l``, ``O``/``0`` and ``S``/``5`` unreadable even for people, and
+    leave a recognizer an error floor no training removes.
     """
 
     charset: str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -65,8 +71,12 @@ class TextSampling:
     max_length: int = 12
     word_probability: float = 0.5
     words: tuple[str, ...] = WORDS
+    words_file: str | None = None
 
     def __post_init__(self) -> None:
+        if self.words_file is not None:
+            # Frozen: the file is read once, here, so a sample never touches the disk.
+            object.__setattr__(self, "words", read_word_list(self.words_file))
         if not self.charset.strip():
             raise ValueError("TextSampling.charset must contain at least one visible character")
         if not 1 <= self.min_length <= self.max_length:
@@ -95,10 +105,29 @@ class TextSampling:
     def _sample_word(self, rng: np.random.Generator, casing: str) -> str | None:
         adapter = _charset_adapter(self.charset)
         for _ in range(8):
-            word = adapter(getattr(self.words[int(rng.integers(len(self.words)))], casing)())
-            if self.min_length <= len(word) <= self.max_length:
+            cased = _write_in_casing(self.words[int(rng.integers(len(self.words)))], casing)
+            word = adapter(cased)
+            if len(word) == len(cased) and self.min_length <= len(word) <= self.max_length:
                 return word
         return None
+
+
+def read_word_list(path: str) -> tuple[str, ...]:
+    """The entries of a UTF-8 word file, one per line, surrounding blanks removed and blank lines skipped."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            words = tuple(line.strip() for line in handle if line.strip())
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"TextSampling.words_file: no file {path}") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"TextSampling.words_file: {path} is not UTF-8 text ({error})") from error
+    if not words:
+        raise ValueError(f"TextSampling.words_file: {path} has no word")
+    return words
+
+
+def _write_in_casing(word: str, casing: str) -> str:
+    return word if casing == "caseless" else getattr(word, casing)()
 
 
 def _pick_casing(rng: np.random.Generator, alphabets: dict, kinds: tuple[str, ...]) -> str | None:
@@ -113,17 +142,20 @@ def _pick_casing(rng: np.random.Generator, alphabets: dict, kinds: tuple[str, ..
 
 @functools.lru_cache(maxsize=16)
 def _alphabets(charset: str) -> dict:
-    """The lowercase letters, uppercase letters and uncased characters of ``charset``, and the casings it allows."""
+    """The lowercase letters, uppercase letters, letters without case and other characters of ``charset``, and
+    the casings it allows."""
     # Blanks are left out so that every drawn character leaves ink (a space has no box of its own).
     visible = "".join(dict.fromkeys(character for character in charset if not character.isspace()))
+    cased = {character for character in visible if character.islower() or character.isupper()}
     alphabets = {
         "lower": "".join(character for character in visible if character.islower()),
         "upper": "".join(character for character in visible if character.isupper()),
+        "caseless": "".join(c for c in visible if c not in cased and unicodedata.category(c).startswith("L")),
         "number": "".join(
-            character for character in visible if not (character.islower() or character.isupper())
+            c for c in visible if c not in cased and not unicodedata.category(c).startswith("L")
         ),
     }
-    casings = {casing for casing in ("lower", "upper", "number") if alphabets[casing]}
+    casings = {casing for casing in ("lower", "upper", "caseless", "number") if alphabets[casing]}
     if {"lower", "upper"} <= casings:
         casings.add("title")
     return {**alphabets, "casings": casings}

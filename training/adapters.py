@@ -5,7 +5,8 @@ layers) on the CLIP towers and the decoders, configured by the `model.peft` sect
       from_pretrained: assets/defaults/recognizer
       config: {charset: "0123456789abc...äöüß"}   # optional: a new charset (see `resize_charset`)
       peft:
-        method: lora           # a peft tuner type: lora, loha, lokr, ia3, oft, ... (peft's `PeftType` names)
+        method: lora           # a peft tuner of linear layers (peft's `PeftType` names; tested: lora,
+                               # loha, lokr, ia3)
         r: 8                   # every other key is an argument of that tuner's config class (`LoraConfig` ...)
         lora_alpha: 16
         target_modules: [q_proj, k_proj, v_proj, out_proj]   # the default: every attention projection

@@ -12,13 +12,13 @@ from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
 from scenetext.training.config import load_config
 from scenetext.training.loop import Trainer
 from scenetext.training.recognition import RecognitionTask
-from tests.tiny_models import save_tiny_detector, save_tiny_recognizer
+from tests.tiny_models import save_tiny_detector, save_tiny_recognizer, tiny_recognizer
 
 peft = pytest.importorskip(
     "peft", reason='the PEFT tests need the [peft] extra (pip install "scenetext[peft]")'
 )
 
-from scenetext.training.adapters import CHARSET_MODULES, merge_adapter, peft_config  # noqa: E402
+from scenetext.training.adapters import CHARSET_MODULES, add_adapter, merge_adapter, peft_config  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -35,6 +35,20 @@ def test_lora_targets_every_attention_projection_and_saves_the_charset_rows_when
         {"method": "lora", "modules_to_save": ["visual_decoder.norm"]}, charset_changed=False
     )
     assert list(unchanged.modules_to_save) == ["visual_decoder.norm"]
+
+
+@pytest.mark.parametrize(
+    "options", [{"method": "ia3"}, {"method": "loha", "r": 4}, {"method": "lokr", "r": 4}]
+)
+def test_other_layer_tuners_train_only_their_weights(options):
+    model, _ = tiny_recognizer()
+    wrapped = add_adapter(model, options, charset_changed=False).train()
+    labels = torch.tensor([[95, 11, 12, 0], [95, 13, 0, 96]])  # [B] a b [E] / [B] c [E] [P]
+    wrapped(torch.randn(2, 3, 32, 32), labels=labels).loss.backward()
+    trained = [name for name, parameter in wrapped.named_parameters() if parameter.grad is not None]
+    prefix = {"ia3": "ia3_l", "loha": "hada_", "lokr": "lokr_"}[options["method"]]
+    assert trained
+    assert all(prefix in name for name in trained)
 
 
 @pytest.mark.parametrize(
