@@ -234,7 +234,7 @@ def _render_styled_mask(
     font_size: tuple[int, int],
     config: SyntheticWordConfig | SyntheticSceneConfig,
 ) -> np.ndarray:
-    font = _pick_font(rng, _fonts(font_paths))
+    font = _pick_font(rng, _fonts(font_paths, config.text.charset))
     size = int(rng.integers(font_size[0], font_size[1] + 1))
     boldness = float(rng.uniform(-0.5, 1.0)) if rng.random() < config.bold_probability else 0.0
     slant = float(rng.uniform(-0.3, 0.3)) if rng.random() < config.slant_probability else 0.0
@@ -360,8 +360,8 @@ def _pick_font(rng: np.random.Generator, fonts: tuple[Font, ...]) -> Font:
 
 
 @functools.lru_cache(maxsize=8)
-def _fonts(font_paths: tuple[str, ...]) -> tuple[Font, ...]:
-    return available_fonts(font_paths)
+def _fonts(font_paths: tuple[str, ...], charset: str) -> tuple[Font, ...]:
+    return available_fonts(font_paths, charset=charset)
 
 
 def _sample_rng(seed: int, index: int, stream: int) -> np.random.Generator:
