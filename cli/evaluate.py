@@ -25,16 +25,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     tasks = evaluate.add_subparsers(dest="task", required=True)
 
-    recognizer = tasks.add_parser(
+    recognizer = _add_task(
+        tasks,
         "recognizer",
-        help="word accuracy and 1-NED on the LMDB benchmarks, or of a JSON-lines prediction file",
-        description="Either --model with --data (LMDB benchmarks under ROOT) or --predictions FILE.jsonl "
+        help="word accuracy and 1-NED on the LMDB benchmarks or a folder of crops, or of a JSON-lines "
+        "prediction file",
+        description="Either --model with --data (LMDB benchmarks under ROOT, or a folder of word crops with a "
+        "labels.txt of <file><TAB><label> lines) or --predictions FILE.jsonl "
         'with one {"prediction": ..., "label": ...} object per line.',
+        predictions_help="JSON-lines file of prediction/label records",
     )
-    source = recognizer.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="saved recognizer folder or Hub id (loaded with trust_remote_code)")
-    source.add_argument("--predictions", type=Path, help="JSON-lines file of prediction/label records")
-    recognizer.add_argument("--data", type=Path, help="benchmark root: <root>/test/<name> or <root>/<name>")
+    recognizer.add_argument(
+        "--data",
+        type=Path,
+        help="benchmark root (<root>/test/<name> or <root>/<name>), or a folder of crops with a labels.txt",
+    )
     recognizer.add_argument(
         "--benchmarks",
         nargs="+",
@@ -54,21 +59,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     recognizer.set_defaults(func=run_recognizer)
 
-    detector = tasks.add_parser(
+    detector = _add_task(
+        tasks,
         "detector",
         help="precision/recall/hmean (ICDAR 2015 IoU protocol) of a model or of ICDAR result files",
         description="Either --model, run on the images <name>.<ext> of --data with ground truth "
-        "gt_<name>.txt beside them or in --ground-truth, or --predictions DIR of res_<name>.txt files scored "
-        "against the gt_<name>.txt files of --data.",
+        "gt_<name>.txt beside them, in --ground-truth, or in a sub-folder of --data (e.g. Imgs/ + Gts/), or "
+        "--predictions DIR of res_<name>.txt files scored against the gt_<name>.txt files under --data.",
+        predictions_help="folder of res_<name>.txt result files",
     )
-    source = detector.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="saved detector folder or Hub id (loaded with trust_remote_code)")
-    source.add_argument("--predictions", type=Path, help="folder of res_<name>.txt result files")
     detector.add_argument(
         "--data",
         type=Path,
         required=True,
-        help="with --model: folder of images; with --predictions: of gt_*.txt",
+        help="with --model: folder of images (or of one images and one gt_*.txt sub-folder); with "
+        "--predictions: of gt_*.txt",
     )
     detector.add_argument(
         "--ground-truth", type=Path, help="with --model: folder of the gt_<name>.txt files (default: --data)"
@@ -109,9 +114,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return evaluate
 
 
+def _add_task(
+    tasks: argparse._SubParsersAction, role: str, help: str, description: str, predictions_help: str
+) -> argparse.ArgumentParser:
+    """The `evaluate <role>` parser, whose source is either a model it runs or another system's predictions."""
+    parser = tasks.add_parser(role, help=help, description=description)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help=f"saved {role} folder or Hub id (loaded with trust_remote_code)")
+    source.add_argument("--predictions", type=Path, help=predictions_help)
+    return parser
+
+
 def run_recognizer(args: argparse.Namespace) -> int:
+    from scenetext.data.labelled_folder import is_labelled_folder
     from scenetext.evaluation.recognizer import (
         evaluate_recognizer_on_benchmarks,
+        evaluate_recognizer_on_folder,
         load_recognizer,
         score_prediction_file,
     )
@@ -121,7 +139,10 @@ def run_recognizer(args: argparse.Namespace) -> int:
     if args.predictions is not None and (args.data is not None or args.benchmarks):
         raise UsageError("--data and --benchmarks apply to --model; a prediction file carries its labels")
     if args.predictions is None and args.data is None:
-        raise UsageError("--model needs --data ROOT (the benchmark root)")
+        raise UsageError("--model needs --data ROOT (the benchmark root or a folder with a labels.txt)")
+    labelled_folder = args.data is not None and is_labelled_folder(args.data)
+    if labelled_folder and args.benchmarks:
+        raise UsageError(f"--benchmarks selects LMDB benchmarks; {args.data} is a folder of labelled crops")
     # Evaluation reads the user's files and records throughout; what they get wrong is raised as ValueError
     # or FileNotFoundError naming the file or record.
     with user_mistakes():
@@ -129,9 +150,14 @@ def run_recognizer(args: argparse.Namespace) -> int:
             report = score_prediction_file(args.predictions, args.protocol)
         else:
             predict = load_recognizer(args.model, args.device, args.dtype)
-            report = evaluate_recognizer_on_benchmarks(
-                predict, args.data, args.benchmarks, args.protocol, args.batch_size, model_name=args.model
-            )
+            if labelled_folder:
+                report = evaluate_recognizer_on_folder(
+                    predict, args.data, args.protocol, args.batch_size, model_name=args.model
+                )
+            else:
+                report = evaluate_recognizer_on_benchmarks(
+                    predict, args.data, args.benchmarks, args.protocol, args.batch_size, model_name=args.model
+                )
     print(report.format_tables())
     print(f"\nJSON report: {write_json(report, args.json)}")
     return 0

@@ -2,6 +2,8 @@
 
 An image ``<stem>.<ext>`` pairs with the annotation ``gt_<stem>.txt``; images and annotations may sit in one
 folder or in two (as in the official ``ch4_training_images`` / ``ch4_training_localization_transcription_gt``).
+Given one folder that holds neither, its sub-folders are searched: one of images and one of annotations (the
+same one or two, e.g. ``Imgs/`` + ``Gts/`` of the ICDAR2015 end-to-end release) make the dataset.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def icdar_detection_dataset(
 
     Args:
         images: folder of images.
-        ground_truth: folder of the annotation files; ``None`` = the images folder.
+        ground_truth: folder of the annotation files; ``None`` = the images folder, or the layout found by
+            `find_icdar_layout` when that folder holds neither images nor annotations.
         num_points: 4 for ICDAR2015 quadrilaterals, ``None`` for polygons of any size (see `icdar`).
         corrupt_records: where skipped records are reported. An image without annotation, an annotation
             without image, an undecodable image are skipped whole (location ``<file>:0``); a malformed
@@ -42,7 +45,9 @@ def icdar_detection_dataset(
     """
     if num_points is not None and num_points < 3:
         raise ValueError(f"num_points must be None or at least 3, got {num_points}")
-    images, ground_truth = Path(images), Path(images if ground_truth is None else ground_truth)
+    if ground_truth is None:
+        images, ground_truth = find_icdar_layout(images)
+    images, ground_truth = Path(images), Path(ground_truth)
     for folder in (images, ground_truth):
         if not folder.is_dir():
             raise FileNotFoundError(f"ICDAR folder not found: {folder}")
@@ -70,6 +75,41 @@ def icdar_detection_dataset(
             "corrupt_records": corrupt_records or CorruptRecordLog(),
         },
     )
+
+
+def find_icdar_layout(root: str | Path) -> tuple[Path, Path]:
+    """(images folder, annotations folder) of an ICDAR-style dataset given as one folder.
+
+    `root` itself when it holds images or ``gt_*.txt`` files; otherwise the one sub-folder holding images and
+    the one holding ``gt_*.txt`` (the same folder or two). Raises `FileNotFoundError` when `root` is missing or
+    no sub-folder holds them, `ValueError` when several do (name them with ``ground_truth``).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"ICDAR folder not found: {root}")
+    if _has_images(root) or _has_annotations(root):
+        return root, root
+    subfolders = sorted(path for path in root.iterdir() if path.is_dir())
+    found = []
+    for what, holds in (("images", _has_images), ("gt_*.txt annotations", _has_annotations)):
+        candidates = [folder for folder in subfolders if holds(folder)]
+        if not candidates:
+            raise FileNotFoundError(f"no {what} in {root} or its sub-folders")
+        if len(candidates) > 1:
+            raise ValueError(
+                f"several sub-folders of {root} hold {what}: {', '.join(path.name for path in candidates)}; "
+                "give the images folder and the ground-truth folder separately"
+            )
+        found.append(candidates[0])
+    return found[0], found[1]
+
+
+def _has_images(folder: Path) -> bool:
+    return any(path.suffix.lower() in IMAGE_SUFFIXES for path in folder.iterdir())
+
+
+def _has_annotations(folder: Path) -> bool:
+    return any(folder.glob("gt_*.txt"))
 
 
 def _report_other_files(folder: Path, used: set[Path]) -> None:

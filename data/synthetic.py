@@ -23,12 +23,15 @@ import numpy as np
 from datasets import IterableDataset
 from shapely.geometry import Polygon
 
+from .fonts import find_font_files, fonts_covering
 from .samples import DETECTION_FEATURES, RECOGNITION_FEATURES, encode_png
 from .synthetic_backgrounds import (
     BACKGROUND_KINDS,
     apply_camera_effects,
     composite,
     draw_distractors,
+    draw_patterns,
+    find_photo_files,
     pick_ink_colour,
     render_background,
 )
@@ -46,6 +49,9 @@ class SyntheticWordConfig:
     Attributes:
         text: what the words say.
         font_paths: extra TrueType/OpenType files besides Pillow's and OpenCV's built-in fonts.
+        font_dirs: folders searched for more font files (``"system"`` = the system font folders, see
+            `fonts.find_font_files`); only the fonts that can draw every character of ``text.charset`` are used.
+        background_dirs: folders of photographs for the ``"photo"`` background kind.
         font_size: em size in pixels.
         max_rotation: largest in-plane rotation, degrees.
         perspective_probability: share of crops whose corners are jittered (a mild perspective view).
@@ -53,11 +59,15 @@ class SyntheticWordConfig:
         outline_probability: share of words with an outline or drop shadow of another colour.
         backgrounds: kinds of backgrounds, see `synthetic_backgrounds.BACKGROUND_KINDS`.
         min_contrast: least brightness difference (0..255) between ink and background.
-        blur_probability / noise_probability / jpeg_probability: camera effects.
+        curve_probability: share of words set on a curved (arc) baseline.
+        blur_probability / motion_blur_probability / noise_probability / jpeg_probability /
+            low_resolution_probability / light_probability: camera effects and uneven lighting.
     """
 
     text: TextSampling = field(default_factory=TextSampling)
     font_paths: tuple[str, ...] = ()
+    font_dirs: tuple[str, ...] = ()
+    background_dirs: tuple[str, ...] = ()
     font_size: tuple[int, int] = (20, 48)
     max_rotation: float = 4.0
     perspective_probability: float = 0.3
@@ -67,9 +77,13 @@ class SyntheticWordConfig:
     # No "clutter" by default: a line across a short crop can hide a character and make the label unreadable.
     backgrounds: tuple[str, ...] = ("flat", "gradient", "texture")
     min_contrast: float = 60.0
+    curve_probability: float = 0.0
     blur_probability: float = 0.4
+    motion_blur_probability: float = 0.0
     noise_probability: float = 0.5
     jpeg_probability: float = 0.3
+    low_resolution_probability: float = 0.0
+    light_probability: float = 0.0
 
     def __post_init__(self) -> None:
         _check_range("font_size", self.font_size, minimum=8)
@@ -81,18 +95,23 @@ class SyntheticSceneConfig:
 
     Attributes:
         text: what the words say.
-        font_paths: extra TrueType/OpenType files besides Pillow's and OpenCV's built-in fonts.
+        font_paths, font_dirs, background_dirs: as in `SyntheticWordConfig`.
         image_size: range of each side of the image, pixels.
         num_words: how many words are attempted; fewer are placed when the image is full.
         font_size: em size in pixels.
         max_angle: largest rotation of a word, degrees; ``horizontal_probability`` of words are not rotated.
         word_gap: least distance between two words' quadrilaterals, pixels.
         distractors: how many non-text shapes and lines are drawn on top of the background.
+        pattern_probability: share of scenes with a regular textless pattern (stripes, grid: fences, blinds,
+            windows, tiles) under the words.
+        negative_probability: share of scenes with no text at all (hard negatives: a detector must stay quiet).
         backgrounds, min_contrast, slant/bold probabilities, camera effects: as in `SyntheticWordConfig`.
     """
 
     text: TextSampling = field(default_factory=lambda: TextSampling(max_length=10))
     font_paths: tuple[str, ...] = ()
+    font_dirs: tuple[str, ...] = ()
+    background_dirs: tuple[str, ...] = ()
     image_size: tuple[int, int] = (320, 640)
     num_words: tuple[int, int] = (1, 8)
     font_size: tuple[int, int] = (16, 64)
@@ -100,13 +119,18 @@ class SyntheticSceneConfig:
     horizontal_probability: float = 0.3
     word_gap: float = 4.0
     distractors: tuple[int, int] = (0, 6)
+    pattern_probability: float = 0.0
+    negative_probability: float = 0.0
     backgrounds: tuple[str, ...] = BACKGROUND_KINDS
     min_contrast: float = 60.0
     slant_probability: float = 0.2
     bold_probability: float = 0.4
     blur_probability: float = 0.3
+    motion_blur_probability: float = 0.0
     noise_probability: float = 0.5
     jpeg_probability: float = 0.3
+    low_resolution_probability: float = 0.0
+    light_probability: float = 0.0
 
     def __post_init__(self) -> None:
         _check_range("image_size", self.image_size, minimum=32)
@@ -120,22 +144,17 @@ def render_word_sample(index: int, seed: int = 0, config: SyntheticWordConfig | 
     config = config or SyntheticWordConfig()
     rng = _sample_rng(seed, index, _WORD_STREAM)
     text = config.text.sample(rng)
-    mask = _render_styled_mask(rng, text, config.font_paths, config.font_size, config)
+    mask = _render_styled_mask(rng, text, config.font_size, config)
+    if config.curve_probability > 0 and rng.random() < config.curve_probability:
+        mask = _curve_baseline(rng, mask)
     mask = _place_in_crop(rng, mask, config)
     height, width = mask.shape
-    image = render_background(rng, width, height, config.backgrounds)
+    image = render_background(rng, width, height, config.backgrounds, _photos(config.background_dirs))
     ink = pick_ink_colour(rng, image, config.min_contrast)
     if rng.random() < config.outline_probability:
         _draw_outline_or_shadow(rng, image, mask, ink)
     composite(image, mask, ink)
-    picture = apply_camera_effects(
-        rng,
-        image,
-        config.blur_probability,
-        config.noise_probability,
-        config.jpeg_probability,
-        blur_scale=height / 48,
-    )
+    picture = apply_camera_effects(rng, image, config, blur_scale=height / 48)
     return {"image": picture, "label": text, "source": f"synthetic-words-seed{seed}:{index}"}
 
 
@@ -145,11 +164,16 @@ def render_scene_sample(index: int, seed: int = 0, config: SyntheticSceneConfig 
     config = config or SyntheticSceneConfig()
     rng = _sample_rng(seed, index, _SCENE_STREAM)
     width, height = (int(rng.integers(config.image_size[0], config.image_size[1] + 1)) for _ in range(2))
-    image = render_background(rng, width, height, config.backgrounds)
+    image = render_background(rng, width, height, config.backgrounds, _photos(config.background_dirs))
+    if config.pattern_probability > 0 and rng.random() < config.pattern_probability:
+        draw_patterns(rng, image)
     draw_distractors(rng, image, int(rng.integers(config.distractors[0], config.distractors[1] + 1)))
     placed: list[Polygon] = []
     polygons, texts = [], []
-    for _ in range(int(rng.integers(config.num_words[0], config.num_words[1] + 1))):
+    num_words = int(rng.integers(config.num_words[0], config.num_words[1] + 1))
+    if config.negative_probability > 0 and rng.random() < config.negative_probability:
+        num_words = 0
+    for _ in range(num_words):
         text = config.text.sample(rng)
         placement = _place_word(rng, text, config, width, height, placed)
         if placement is None:
@@ -159,9 +183,7 @@ def render_scene_sample(index: int, seed: int = 0, config: SyntheticSceneConfig 
         placed.append(Polygon(quad))
         polygons.append([float(value) for point in quad for value in point])
         texts.append(text)
-    picture = apply_camera_effects(
-        rng, image, config.blur_probability, config.noise_probability, config.jpeg_probability
-    )
+    picture = apply_camera_effects(rng, image, config)
     return {
         "image": picture,
         "polygons": polygons,
@@ -230,11 +252,10 @@ def _generate_scenes(
 def _render_styled_mask(
     rng: np.random.Generator,
     text: str,
-    font_paths: tuple[str, ...],
     font_size: tuple[int, int],
     config: SyntheticWordConfig | SyntheticSceneConfig,
 ) -> np.ndarray:
-    font = _pick_font(rng, _fonts(font_paths, config.text.charset))
+    font = _pick_font(rng, _fonts(config.font_paths, config.font_dirs, config.text.charset))
     size = int(rng.integers(font_size[0], font_size[1] + 1))
     boldness = float(rng.uniform(-0.5, 1.0)) if rng.random() < config.bold_probability else 0.0
     slant = float(rng.uniform(-0.3, 0.3)) if rng.random() < config.slant_probability else 0.0
@@ -245,6 +266,20 @@ def _render_styled_mask(
     return cv2.resize(
         mask, (width, mask.shape[0]), interpolation=cv2.INTER_AREA if stretch < 1 else cv2.INTER_CUBIC
     )
+
+
+def _curve_baseline(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
+    """Bend the word along an arc: each column moves up or down by a parabola across the word's width (a
+    sign on a round surface, text set on a curve), by up to half the text height at the ends."""
+    height, width = mask.shape
+    sag = float(rng.uniform(-0.5, 0.5)) * height
+    xs = np.arange(width, dtype=np.float32)
+    bend = sag * ((2 * xs / max(width - 1, 1)) - 1) ** 2  # 0 at the centre, `sag` at both ends
+    shift = bend - bend.min()  # how far each column moves down, >= 0
+    rows = height + math.ceil(float(shift.max()))
+    map_x = np.broadcast_to(xs, (rows, width)).copy()
+    map_y = np.arange(rows, dtype=np.float32)[:, None] - shift[None, :]
+    return cv2.remap(mask, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
 
 
 def _place_in_crop(rng: np.random.Generator, mask: np.ndarray, config: SyntheticWordConfig) -> np.ndarray:
@@ -300,7 +335,7 @@ def _place_word(
         if attempt % 4 == 0:
             # After every four failed spots the word is drawn again with a smaller largest size (x0.6): long
             # words at large sizes do not fit small images.
-            mask = _render_styled_mask(rng, text, config.font_paths, (low, high), config)
+            mask = _render_styled_mask(rng, text, (low, high), config)
             high = max(low, int(high * 0.6))
         mask_height, mask_width = mask.shape
         horizontal = rng.random() < config.horizontal_probability
@@ -351,17 +386,32 @@ def _composite_word(
 
 
 def _pick_font(rng: np.random.Generator, fonts: tuple[Font, ...]) -> Font:
-    # Half of the words use a TrueType file (Pillow's bundled font or the user's), half OpenCV's faces, so that
-    # the single bundled Pillow face is not drowned out by OpenCV's several.
+    # At least half of the words use a TrueType file (Pillow's bundled font or font files), the rest OpenCV's
+    # faces, so that the single bundled Pillow face is not drowned out by OpenCV's several; with many font
+    # files every font is equally likely.
     truetype = [font for font in fonts if font.opencv_face is None]
     opencv = [font for font in fonts if font.opencv_face is not None]
-    family = truetype if truetype and (not opencv or rng.random() < 0.5) else opencv
+    truetype_share = max(0.5, len(truetype) / len(fonts))
+    family = truetype if truetype and (not opencv or rng.random() < truetype_share) else opencv
     return family[int(rng.integers(len(family)))]
 
 
 @functools.lru_cache(maxsize=8)
-def _fonts(font_paths: tuple[str, ...], charset: str) -> tuple[Font, ...]:
-    return available_fonts(font_paths, charset=charset)
+def _fonts(font_paths: tuple[str, ...], font_dirs: tuple[str, ...], charset: str) -> tuple[Font, ...]:
+    found = ()
+    if font_dirs:
+        searched = find_font_files(None if tuple(font_dirs) == ("system",) else font_dirs)
+        found = fonts_covering(charset, searched)
+        if not found:
+            raise FileNotFoundError(
+                f"no font under {', '.join(font_dirs)} can draw every character of {charset!r}"
+            )
+    # The built-in fonts too must draw the charset (Pillow's bundled one has no umlauts).
+    return available_fonts((*font_paths, *found), charset=charset)
+
+
+def _photos(background_dirs: tuple[str, ...]) -> tuple[str, ...]:
+    return find_photo_files(background_dirs) if background_dirs else ()
 
 
 def _sample_rng(seed: int, index: int, stream: int) -> np.random.Generator:

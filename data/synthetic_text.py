@@ -57,7 +57,7 @@ class TextSampling:
         word_probability: share of texts taken from the dictionary rather than random strings.
         words: the dictionary; `WORDS` (English shop-sign words) by default.
         words_file: a UTF-8 text file with one dictionary entry per line (blank lines skipped), read instead of
-            `words`: the way to give a dictionary of another language.
+            `words` (e.g. ``/usr/share/dict/words``): the way to give a dictionary of another language.
 
     Words and random strings alike are written in one casing: lower, UPPER or Title, as far as the charset
     has letters of that case, or as they are for letters without case; random strings of the "number" kind hold
@@ -75,8 +75,7 @@ class TextSampling:
 
     def __post_init__(self) -> None:
         if self.words_file is not None:
-            # Frozen: the file is read once, here, so a sample never touches the disk.
-            object.__setattr__(self, "words", read_word_list(self.words_file))
+            _read_words(self.words_file)  # a bad file fails here, not at the first sample
         if not self.charset.strip():
             raise ValueError("TextSampling.charset must contain at least one visible character")
         if not 1 <= self.min_length <= self.max_length:
@@ -104,26 +103,13 @@ class TextSampling:
 
     def _sample_word(self, rng: np.random.Generator, casing: str) -> str | None:
         adapter = _charset_adapter(self.charset)
+        words = _read_words(self.words_file) if self.words_file else self.words
         for _ in range(8):
-            cased = _write_in_casing(self.words[int(rng.integers(len(self.words)))], casing)
+            cased = _write_in_casing(words[int(rng.integers(len(words)))], casing)
             word = adapter(cased)
             if len(word) == len(cased) and self.min_length <= len(word) <= self.max_length:
                 return word
         return None
-
-
-def read_word_list(path: str) -> tuple[str, ...]:
-    """The entries of a UTF-8 word file, one per line, surrounding blanks removed and blank lines skipped."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            words = tuple(line.strip() for line in handle if line.strip())
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"TextSampling.words_file: no file {path}") from error
-    except UnicodeDecodeError as error:
-        raise ValueError(f"TextSampling.words_file: {path} is not UTF-8 text ({error})") from error
-    if not words:
-        raise ValueError(f"TextSampling.words_file: {path} has no word")
-    return words
 
 
 def _write_in_casing(word: str, casing: str) -> str:
@@ -159,6 +145,22 @@ def _alphabets(charset: str) -> dict:
     if {"lower", "upper"} <= casings:
         casings.add("title")
     return {**alphabets, "casings": casings}
+
+
+@functools.lru_cache(maxsize=4)
+def _read_words(path: str) -> tuple[str, ...]:
+    """The entries of a UTF-8 word file, one per line, surrounding blanks removed and blank lines skipped; read
+    once per process (the config holds the path, so it pickles small to DataLoader workers)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            words = tuple(word for word in (line.strip() for line in file) if word)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"TextSampling.words_file: no file {path}") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"TextSampling.words_file: {path} is not UTF-8 text ({error})") from error
+    if not words:
+        raise ValueError(f"TextSampling.words_file: the word list {path} is empty")
+    return words
 
 
 @functools.lru_cache(maxsize=16)

@@ -192,10 +192,14 @@ def evaluate_detector(
     sweep: bool = False,
     visualize_dir: str | Path | None = None,
     model_name: str | None = None,
+    end_to_end_protocol: str | None = None,
 ) -> DetectionReport:
     """Run `predict` over an ICDAR-style folder and score it; optionally draw every image's matching.
 
-    Images ``<name>.<ext>`` pair with ``gt_<name>.txt`` in `ground_truth` (default: the images folder).
+    Images ``<name>.<ext>`` pair with ``gt_<name>.txt`` in `ground_truth` (default: the images folder, or its
+    images and annotations sub-folders, see `data.icdar_folder.find_icdar_layout`). With
+    `end_to_end_protocol` (36, 62 or 94), `predict` reads too (regions with transcriptions) and reading is
+    scored as well.
     Evaluation is strict: an image without annotation (or the reverse), an undecodable image or a
     malformed annotation line is an error naming it, since skipping it would change the numbers.
     """
@@ -226,6 +230,7 @@ def evaluate_detector(
         {"model": model_name or "<predict function>", "data": data},
         score_threshold,
         sweep,
+        end_to_end_protocol,
         preset=preset,
     )
     if visualize_dir is not None:

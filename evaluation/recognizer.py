@@ -1,4 +1,5 @@
-"""Evaluating a text recognizer: on the LMDB benchmarks, or from a file of someone else's predictions.
+"""Evaluating a text recognizer: on the LMDB benchmarks, on a folder of labelled crops (``labels.txt``), or from
+a file of someone else's predictions.
 
 The model-independent part takes a `RecognitionPredictor` (a batch of word crops -> texts and confidences),
 so any system can be scored; `load_recognizer` builds one from a saved transformers folder.
@@ -17,6 +18,7 @@ import PIL.Image
 from tqdm.auto import tqdm
 
 from scenetext.data.corrupt_records import CorruptRecord, CorruptRecordLog
+from scenetext.data.labelled_folder import LABELS_FILE, labelled_folder_dataset
 from scenetext.data.lmdb import find_lmdb_databases, lmdb_recognition_dataset, num_stored_records
 from scenetext.evaluation.metrics.recognition import (
     DEFAULT_PROTOCOL,
@@ -107,6 +109,38 @@ def evaluate_recognizer_on_benchmarks(
         results[name] = scores
     source = {"model": model_name or "<predict function>", "data": str(root)}
     return RecognitionReport(protocol, results, source, discovery.missing, skipped)
+
+
+def evaluate_recognizer_on_folder(
+    predict: RecognitionPredictor,
+    folder: str | Path,
+    protocol: str | int = DEFAULT_PROTOCOL,
+    batch_size: int = 512,
+    model_name: str | None = None,
+) -> RecognitionReport:
+    """Evaluate on the crops that ``<folder>/labels.txt`` lists (see `data.labelled_folder`), as one dataset
+    named after the folder.
+
+    Evaluation is strict: a bad line of ``labels.txt`` or an undecodable crop is an error naming its line,
+    since skipping it would change the accuracy. Labels the protocol drops count in `num_dropped`.
+    """
+    folder = Path(folder)
+    samples = labelled_folder_dataset(folder, _StrictRecordLog())
+    scores = evaluate_recognition_samples(predict, samples, protocol, batch_size, description=folder.name)
+    if scores.num_samples == 0:
+        raise ValueError(
+            f"every label of {folder / LABELS_FILE} was dropped by the {protocol}-character protocol "
+            f"(empty under its charset or longer than {MAX_LABEL_LENGTH} characters)"
+        )
+    source = {"model": model_name or "<predict function>", "data": str(folder)}
+    return RecognitionReport(str(protocol), {folder.name or str(folder): scores}, source)
+
+
+class _StrictRecordLog(CorruptRecordLog):
+    """The sources skip what they cannot read (right for training); evaluation stops at it instead."""
+
+    def report(self, location: str, reason: str) -> None:
+        raise ValueError(f"unusable evaluation data: {location}: {reason}")
 
 
 def _dropped_by_the_source(folder: Path, scores: RecognitionScores, skipped: list[CorruptRecord]) -> int:

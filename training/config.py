@@ -209,9 +209,9 @@ def _check_hint(value: Any, hint: Any, key: str) -> Any:
             except ValueError:
                 continue
         raise ValueError(f"{key}: expected {_describe(hint)}, got {value!r}")
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # tuple[str, ...]: any length
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{key}: expected a list of {_describe(args[0])}s, got {value!r}")
+            raise ValueError(f"{key}: expected a list, got {value!r}")
         return tuple(_check_hint(item, args[0], f"{key}[{i}]") for i, item in enumerate(value))
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):

@@ -50,7 +50,7 @@ from scenetext.processors.tcm import TcmImageProcessor
 
 from .config import TrainingConfig, check_options, dataclass_from_mapping, signature_keys, variant_by
 from .loop import backbone_and_head_groups, sample_seed
-from .task import SourcedTask
+from .task import SourcedTask, with_mixtures
 
 # The YAML sections above, checked when the config is loaded (`training/config.py`).
 _SOURCE = variant_by(
@@ -77,7 +77,7 @@ CONFIG_SCHEMA = {
     "model": {"preset": str, "from_clip": str, "from_pretrained": str, "config": TcmConfig},
     "processor": signature_keys(TcmImageProcessor.__init__, supplied=("self", "kwargs")),
     "data": {
-        "train": _SOURCE,
+        "train": with_mixtures(_SOURCE),
         "eval": _SOURCE,
         "augment": _augment_options,
         "eval_batch_size": int,

@@ -19,7 +19,7 @@ YAML sections read here:
       normalize_unicode: true   # labels' Unicode step: true = the official NFKD-to-ASCII folding (it erases
                                 # every non-ASCII character); NFC / NFKC / NFD / NFKD / none for other scripts
     data:
-      train: {source: synthetic, num_samples: 100000, seed: 0, word: {...}}   # or lmdb / hub, see below
+      train: {source: synthetic, num_samples: 100000, seed: 0, word: {...}}   # or lmdb / hub / mix, see below
       eval: {source: synthetic, num_samples: 500, seed: 1000}
       augment: true             # the official RandAugment
       eval_protocol: 36         # 36 | 62 | 94 | full (the model's charset, case-sensitive)
@@ -30,12 +30,15 @@ YAML sections read here:
 
 Sources: `synthetic` (`num_samples`, `seed`, `word`: SyntheticWordConfig fields, `text`: TextSampling fields),
 `lmdb` (`root`: one or more folders searched for data.mdb, `min_image_dim`), `hub` (`dataset`, `split`,
-`image_column`, `text_column`, `config_name`).
+`image_column`, `text_column`, `config_name`), `folder` (`folder`: crops listed in its `labels.txt`, one
+`file<TAB>label` per line); `data.train` may also be a mixture
+`{source: mix, sources: [...], weights: [...]}` (see `SourcedTask`).
 """
 
 from __future__ import annotations
 
-from itertools import islice
+from collections.abc import Iterable
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,7 @@ from datasets import IterableDataset
 from scenetext.data.augment_recognition import WordCropRandAugment
 from scenetext.data.collators import recognition_batch
 from scenetext.data.hub import hub_recognition_dataset
+from scenetext.data.labelled_folder import labelled_folder_dataset, read_labels_file
 from scenetext.data.lmdb import lmdb_recognition_dataset, read_lmdb_labels
 from scenetext.data.synthetic import SyntheticWordConfig, synthetic_word_dataset
 from scenetext.data.synthetic_text import TextSampling
@@ -63,7 +67,7 @@ from scenetext.processors.clip4str.tokenization_clip4str import unicode_normaliz
 from .adapters import add_adapter, base_model
 from .config import TrainingConfig, dataclass_from_mapping, signature_keys, variant_by
 from .loop import backbone_and_head_groups, sample_seed
-from .task import SourcedTask
+from .task import SourcedTask, with_mixtures
 
 # The YAML sections above, checked when the config is loaded (`training/config.py`).
 _SOURCE = variant_by(
@@ -83,6 +87,9 @@ _SOURCE = variant_by(
         "hub": signature_keys(
             hub_recognition_dataset, supplied=("charset", "max_label_length", "corrupt_records")
         ),
+        "folder": signature_keys(
+            labelled_folder_dataset, supplied=("charset", "max_label_length", "corrupt_records")
+        ),
     },
 )
 CONFIG_SCHEMA = {
@@ -98,7 +105,7 @@ CONFIG_SCHEMA = {
     },
     "processor": {"image_mean": list, "image_std": list, "normalize_unicode": (bool, str)},
     "data": {
-        "train": _SOURCE,
+        "train": with_mixtures(_SOURCE),
         "eval": _SOURCE,
         "augment": bool,
         "eval_protocol": (int, str),
@@ -260,39 +267,50 @@ class RecognitionTask(SourcedTask):
                 corrupt_records=self.corrupt_records,
                 **spec,
             )
-        raise ValueError(f"{where}.source must be synthetic, lmdb or hub, got {source!r}")
+        if source == "folder":
+            return labelled_folder_dataset(
+                spec.pop("folder"),
+                charset=charset,
+                max_label_length=max_length,
+                corrupt_records=self.corrupt_records,
+                **spec,
+            )
+        raise ValueError(f"{where}.source must be synthetic, lmdb, hub or folder, got {source!r}")
 
     def _charset_from_data(self) -> str:
         """Every character of the `data.train` labels after the processor's normalisation, the characters of
-        the checkpoint being fine-tuned first in its order (`charset_from_labels`). A synthetic source draws
-        from its `text.charset`, which is then the answer without rendering a sample."""
+        the checkpoint being fine-tuned first in its order (`charset_from_labels`)."""
         options = self.config.model
         base_charset = (
             Clip4StrConfig.from_pretrained(_local_path(options["from_pretrained"])).charset
             if "from_pretrained" in options
             else CHARSET_94
         )
-        spec = dict(self.data.get("train") or {})
-        normalize_unicode = self.config.processor.get("normalize_unicode", True)
         limit = int(options.get("charset_scan_limit", 1_000_000))
-        source = spec.pop("source", None)
-        if source == "synthetic":
-            text = dataclass_from_mapping(TextSampling, spec.get("text"), "data.train.text")
-            labels = [text.charset]
-        elif source == "lmdb":
-            labels = read_lmdb_labels(spec["root"], limit)
-        elif source == "hub":
-            spec.pop("normalize_unicode", None)
-            rows = hub_recognition_dataset(spec.pop("dataset"), **spec).select_columns(["label"])
-            labels = (row["label"] for row in islice(rows, limit))
-        else:
-            raise ValueError(
-                f"model.charset_from_data needs data.train from synthetic, lmdb or hub, got {source!r}"
-            )
+        labels = self._training_labels(dict(self.data.get("train") or {}), limit)
+        normalize_unicode = self.config.processor.get("normalize_unicode", True)
         charset = charset_from_labels(labels, base_charset, normalize_unicode=normalize_unicode)
         if not charset:
             raise ValueError("model.charset_from_data: the data.train labels hold no character")
         return charset
+
+    def _training_labels(self, spec: dict[str, Any], limit: int) -> Iterable[str]:
+        """The raw labels of one `data.train` source (at most `limit`), read without decoding an image. A
+        synthetic source draws from its `text.charset`, which then stands for its labels."""
+        source = spec.pop("source", None)
+        if source == "mix":
+            return chain.from_iterable(self._training_labels(dict(item), limit) for item in spec["sources"])
+        if source == "synthetic":
+            return [dataclass_from_mapping(TextSampling, spec.get("text"), "data.train.text").charset]
+        if source == "lmdb":
+            return read_lmdb_labels(spec["root"], limit)
+        if source == "folder":
+            return [crop.label for crop in read_labels_file(spec["folder"])[:limit]]
+        if source == "hub":
+            spec.pop("normalize_unicode", None)
+            rows = hub_recognition_dataset(spec.pop("dataset"), **spec).select_columns(["label"])
+            return (row["label"] for row in islice(rows, limit))
+        raise ValueError(f"model.charset_from_data cannot read the labels of a {source!r} source")
 
     def collate(self, samples: list[dict], seed: int) -> dict[str, torch.Tensor] | None:
         """Official label preprocessing, augmentation seeded by (seed, sample), then the processor."""

@@ -6,11 +6,12 @@ loop asks of a task."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from datasets import IterableDataset
+from datasets import IterableDataset, interleave_datasets
 
 from scenetext.data.corrupt_records import CorruptRecordLog
 
@@ -35,7 +36,24 @@ class SourcedTask(ABC):
         """The samples of one `data.*` source spec; `where` names the spec in errors."""
 
     def train_dataset(self, start: int = 0) -> IterableDataset:
-        return train_stream(self.data, self._source, self.config.seed, start)
+        return train_stream(self.data, self._source_or_mixture, self.config.seed, start)
+
+    def _source_or_mixture(self, spec: dict[str, Any], where: str) -> IterableDataset:
+        """One source, or a mixture (`source: mix`): each sample is drawn from one of `sources` with
+        probability proportional to `weights`, and a finite source starts over when it runs out (a few
+        thousand real crops repeat while a long synthetic stream runs), until every source has run out once."""
+        if spec.get("source") != "mix":
+            return self._source(spec, where)
+        sources = [
+            self._source(item, f"{where}.sources[{index}]") for index, item in enumerate(spec["sources"])
+        ]
+        weights = [float(weight) for weight in spec.get("weights", [1.0] * len(sources))]
+        return interleave_datasets(
+            sources,
+            probabilities=[weight / sum(weights) for weight in weights],
+            seed=self.config.seed,
+            stopping_strategy="all_exhausted",
+        )
 
     @abstractmethod
     def score(self, model: torch.nn.Module, samples: IterableDataset) -> Any:
@@ -56,3 +74,32 @@ class SourcedTask(ABC):
 
     def skipped_records(self) -> int:
         return self.corrupt_records.count()
+
+
+def with_mixtures(source_rule: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    """The config rule of a task's `data.train`: one source (checked by ``source_rule``) or
+    ``{source: mix, sources: [source, ...], weights: [number, ...]}`` (weights optional, positive, one per
+    source)."""
+
+    def check(value: Any, key: str) -> Any:
+        if not isinstance(value, Mapping) or value.get("source") != "mix":
+            return source_rule(value, key)
+        unknown = set(value) - {"source", "sources", "weights"}
+        if unknown:
+            raise ValueError(
+                f"{key}: a mixture takes source, sources and weights, not {', '.join(sorted(unknown))}"
+            )
+        sources = value.get("sources")
+        if not isinstance(sources, list) or not sources:
+            raise ValueError(f"{key}.sources: expected a non-empty list of sources, got {sources!r}")
+        checked = [source_rule(item, f"{key}.sources[{index}]") for index, item in enumerate(sources)]
+        weights = value.get("weights", [1.0] * len(sources))
+        if (
+            not isinstance(weights, list)
+            or len(weights) != len(sources)
+            or not all(isinstance(weight, (int, float)) and weight > 0 for weight in weights)
+        ):
+            raise ValueError(f"{key}.weights: expected {len(sources)} positive numbers, got {weights!r}")
+        return {"source": "mix", "sources": checked, "weights": weights}
+
+    return check

@@ -4,7 +4,7 @@ from datasets.distributed import split_dataset_by_node
 from PIL import Image
 
 from scenetext.data.corrupt_records import CorruptRecordLog
-from scenetext.data.icdar_folder import icdar_detection_dataset, write_icdar_folder
+from scenetext.data.icdar_folder import find_icdar_layout, icdar_detection_dataset, write_icdar_folder
 from scenetext.data.synthetic import SyntheticSceneConfig, render_scene_sample
 
 SMALL_SCENES = SyntheticSceneConfig(image_size=(96, 128), num_words=(1, 3), font_size=(12, 24))
@@ -118,3 +118,30 @@ def test_files_that_are_neither_images_nor_annotations_are_named_once(tmp_path, 
     assert [record.getMessage() for record in caplog.records] == [
         f"{tmp_path}: skipped 2 files that are neither images nor gt_*.txt: README.md, words.json"
     ]
+
+
+def test_one_folder_with_image_and_annotation_sub_folders_is_found(tmp_path):
+    # The ICDAR2015 end-to-end release: Imgs/ and Gts/ under one folder.
+    write_icdar_folder([_scene(10), _scene(20)], tmp_path / "Imgs")
+    (tmp_path / "Gts").mkdir()
+    for path in (tmp_path / "Imgs").glob("gt_*.txt"):
+        path.rename(tmp_path / "Gts" / path.name)
+    assert find_icdar_layout(tmp_path) == (tmp_path / "Imgs", tmp_path / "Gts")
+    samples = list(icdar_detection_dataset(tmp_path))
+    assert [sample["source"] for sample in samples] == [
+        str(tmp_path / "Imgs" / f"img_{i}.png") for i in (1, 2)
+    ]
+    assert samples[0]["texts"] == ["first, word", "###"]
+    assert samples[0]["ignore"] == [False, True]
+
+
+def test_a_folder_holding_images_is_its_own_layout_and_ambiguous_sub_folders_are_named(tmp_path):
+    write_icdar_folder([_scene(10)], tmp_path / "a")
+    assert find_icdar_layout(tmp_path / "a") == (tmp_path / "a", tmp_path / "a")
+    assert find_icdar_layout(tmp_path) == (tmp_path / "a", tmp_path / "a")
+    write_icdar_folder([_scene(10)], tmp_path / "b")
+    with pytest.raises(ValueError, match=r"several sub-folders of .* hold images: a, b"):
+        icdar_detection_dataset(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no images in .*empty or its sub-folders"):
+        icdar_detection_dataset(tmp_path / "empty")

@@ -339,3 +339,32 @@ def test_cli_end_to_end_with_a_tiny_tcm_model(icdar_folder, tmp_path):
     )
     assert report["num_gt_care"] == 2 and report["num_det_care"] > 0
     assert (tmp_path / "vis" / "img_1.png").is_file()
+
+
+def test_cli_finds_images_and_annotations_in_sub_folders_and_ignores_dont_care(tmp_path, monkeypatch, capsys):
+    # The ICDAR2015 end-to-end layout: Imgs/ + Gts/ under the folder given. img_1's ### region lies under
+    # the stand-in's low-score false positive, which then counts neither way.
+    samples = [
+        {
+            "polygons": [quad(4, 4, 30, 20), quad(40, 2, 60, 12)],
+            "texts": ["A", "###"],
+            "ignore": [False, True],
+        },
+        {"polygons": [quad(4, 4, 30, 20)], "texts": ["C"], "ignore": [False]},
+    ]
+    root = tmp_path / "ic15-e2e"
+    write_icdar_folder(
+        ({"image": PIL.Image.new("RGB", (64, 48)), **sample} for sample in samples), root / "Imgs"
+    )
+    (root / "Gts").mkdir()
+    for path in (root / "Imgs").glob("gt_*.txt"):
+        path.rename(root / "Gts" / path.name)
+    monkeypatch.setattr(
+        detector_module, "load_detector", lambda model, preset, device, dtype: stand_in_predict
+    )
+    output = tmp_path / "report.json"
+    assert run_cli("evaluate", "detector", "--model", "m", "--data", str(root), "--json", str(output)) == 0
+    report = json.loads(output.read_text())
+    # 2 care GT both found; 3 care detections (img_1's false positive is don't care): P 2/3, R 1.
+    assert (report["precision"], report["recall"]) == (pytest.approx(200 / 3), 100.0)
+    assert report["source"]["data"] == str(root)

@@ -8,6 +8,7 @@ import pytest
 
 from scenetext.cli.main import main
 from scenetext.data.lmdb import write_lmdb
+from scenetext.data.synthetic import render_word_sample
 from scenetext.evaluation import recognizer as recognizer_module
 from scenetext.evaluation.benchmarks import (
     STANDARD_BENCHMARKS,
@@ -16,6 +17,7 @@ from scenetext.evaluation.benchmarks import (
 )
 from scenetext.evaluation.recognizer import (
     evaluate_recognizer_on_benchmarks,
+    evaluate_recognizer_on_folder,
     read_prediction_file,
     score_prediction_file,
 )
@@ -300,3 +302,58 @@ def test_the_report_counts_corrupt_records_by_reason_and_labels_the_protocol_rem
         "not an image file": 1,
     }
     assert "SVT: 1 labels removed by the protocol, 3 corrupt records" in capsys.readouterr().out
+
+
+def labelled_crop_folder(folder: Path, wrong: set[int] = frozenset(), count: int = 4):
+    """Synthetic crops with a labels.txt, and a predictor that reads each crop's label (wrongly for the
+    indices in `wrong`) by recognising its pixels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    readings, lines = {}, []
+    for index in range(count):
+        sample = render_word_sample(index, seed=11)
+        sample["image"].save(folder / f"crop_{index}.png")
+        lines.append(f"crop_{index}.png\t{sample['label']}\n")
+        readings[sample["image"].tobytes()] = "wrong" if index in wrong else sample["label"].lower()
+    (folder / "labels.txt").write_text("".join(lines), encoding="utf-8")
+
+    def predict(images):
+        return [readings[image.tobytes()] for image in images], None
+
+    return predict
+
+
+def test_folder_of_labelled_crops_is_scored_as_one_dataset(tmp_path):
+    predict = labelled_crop_folder(tmp_path / "mine", wrong={2})
+    report = evaluate_recognizer_on_folder(predict, tmp_path / "mine", batch_size=3, model_name="m")
+    scores = report.datasets["mine"]
+    assert (scores.num_samples, scores.num_correct, scores.num_dropped) == (4, 3, 0)
+    assert report.source == {"model": "m", "data": str(tmp_path / "mine")}
+
+
+def test_folder_evaluation_stops_at_an_undecodable_crop(tmp_path):
+    predict = labelled_crop_folder(tmp_path)
+    (tmp_path / "crop_1.png").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"unusable evaluation data: .*labels.txt:2: .*crop_1.png"):
+        evaluate_recognizer_on_folder(predict, tmp_path)
+
+
+def test_cli_reads_a_folder_with_labels_txt(tmp_path, monkeypatch, capsys):
+    predict = labelled_crop_folder(tmp_path / "crops", wrong={0, 1})
+    monkeypatch.setattr(recognizer_module, "load_recognizer", lambda model, device, dtype: predict)
+    output = tmp_path / "report.json"
+    argv = [
+        "evaluate",
+        "recognizer",
+        "--model",
+        "m",
+        "--data",
+        str(tmp_path / "crops"),
+        "--json",
+        str(output),
+    ]
+    assert run_cli(*argv) == 0
+    report = json.loads(output.read_text())
+    assert report["num_samples"] == 4 and report["accuracy"] == pytest.approx(50.0)
+    assert "| crops" in capsys.readouterr().out
+    assert run_cli(*argv, "--benchmarks", "SVT") == 2
+    assert "is a folder of labelled crops" in capsys.readouterr().err

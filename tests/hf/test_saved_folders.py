@@ -20,6 +20,7 @@ from transformers import (
 from transformers.trainer_utils import align_special_tokens
 
 import scenetext
+from scenetext.assets.regenerate_defaults import travelling_sources
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
 from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
 from scenetext.processors.clip4str import Clip4StrImageProcessor, Clip4StrProcessor, Clip4StrTokenizer
@@ -131,6 +132,7 @@ for name, folder in (("recognizer", recognizer), ("detector", detector)):
     resaved = os.path.abspath(name + "-resaved")
     model.save_pretrained(resaved)
     results[name] = sorted(os.listdir(resaved))
+    results[name + "_links"] = [f for f in results[name] if os.path.islink(os.path.join(resaved, f))]
     results[name + "_tasks"] = sorted(json.load(open(os.path.join(resaved, "config.json")))["custom_pipelines"])
 reading = pipeline("scene-text-recognition", model=recognizer, trust_remote_code=True)(word)
 regions = pipeline("scene-text-detection", model=detector, trust_remote_code=True)(scene)
@@ -168,21 +170,29 @@ def test_shipped_defaults_load_where_scenetext_is_not_installed(run_isolated):
     results = json.loads(stdout.strip().splitlines()[-1])
     assert (results["reading"], results["regions"]) == ("str", "list")
     assert results["detector_tasks"] == ["ocr", "scene-text-detection"]
+    # The shipped code files are links to the sources; what a loaded default saves is real files.
+    assert set(results["recognizer"]) >= RECOGNIZER_PIPELINE_FILES | {"modeling_clip4str.py"}
+    assert set(results["detector"]) >= DETECTOR_PIPELINE_FILES | {"modeling_tcm.py"}
+    assert results["recognizer_links"] == results["detector_links"] == []
 
 
-def test_shipped_defaults_carry_the_current_code():
-    sources = {
-        path.name: path
-        for folder in ("modeling", "processors", "pipelines")
-        for path in (REPO_ROOT / folder).rglob("*.py")
-    }
-    for folder in (REPO_ROOT / "assets/defaults/recognizer", REPO_ROOT / "assets/defaults/detector"):
-        stale = [
-            path.name for path in folder.glob("*.py") if path.read_bytes() != sources[path.name].read_bytes()
-        ]
-        assert not stale, (
-            f"{folder}: {stale} differ from the source; run python -m scenetext.assets.regenerate_defaults"
+def test_shipped_defaults_link_the_code_they_save(tmp_path):
+    """The default folders' code files are links to the travelling sources, one for each file that
+    `save_pretrained` writes (`python -m scenetext.assets.regenerate_defaults` relinks them)."""
+    sources = travelling_sources()
+    for name in ("recognizer", "detector"):
+        folder = REPO_ROOT / "assets" / "defaults" / name
+        saved = tmp_path / name
+        AutoModel.from_pretrained(folder).save_pretrained(saved)
+        AutoProcessor.from_pretrained(folder).save_pretrained(saved)
+        shipped = sorted(path.name for path in folder.glob("*.py"))
+        assert shipped == sorted(path.name for path in saved.glob("*.py")), (
+            f"{folder}: run python -m scenetext.assets.regenerate_defaults"
         )
+        for file_name in shipped:
+            link = folder / file_name
+            assert link.is_symlink(), f"{link} is a copy; run python -m scenetext.assets.regenerate_defaults"
+            assert link.resolve() == sources[file_name].resolve()
 
 
 def test_trainer_special_token_alignment_leaves_the_config_untouched():
