@@ -3,7 +3,10 @@
 import numpy as np
 import pytest
 
+from scenetext.data.synthetic import SyntheticWordConfig, render_word_sample
 from scenetext.data.synthetic_text import TextSampling
+from scenetext.data.text_rendering import Font, available_fonts, draws_every_character
+from scenetext.pipelines.image_loading import load_rgb_image
 
 KANA = "あいうえおかきくけこさしすせそたちつてと"
 GERMAN = "abcdefghijklmnopqrstuvwxyzäöüßABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÜ"
@@ -57,3 +60,24 @@ def test_a_bad_word_file_is_named(tmp_path):
     (tmp_path / "empty.txt").write_text("\n \n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"empty\.txt is empty"):
         TextSampling(words_file=str(tmp_path / "empty.txt"))
+
+
+@pytest.mark.parametrize(
+    "charset", [KANA, "абвгдежзийклмнопрстуфхцчшщъыьэюяАБВГДЕЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ", GERMAN]
+)
+def test_the_shipped_generator_renders_crops_of_any_charset_with_fonts_that_draw_it(charset):
+    try:
+        fonts = available_fonts(charset=charset)
+    except ValueError:
+        pytest.skip("no built-in font draws this script (OpenCV 4's Hershey faces are ASCII only)")
+    config = SyntheticWordConfig(text=TextSampling(charset=charset, min_length=3, max_length=6))
+    samples = [render_word_sample(index, seed=0, config=config) for index in range(12)]
+    for sample in samples:
+        assert set(sample["label"]) <= set(charset)
+        pixels = np.asarray(load_rgb_image(sample["image"]))
+        assert pixels.std() > 5  # ink on the background
+    used = {character for sample in samples for character in sample["label"]}
+    assert len(used) >= 10  # the script's letters, not a few fallbacks
+    # No font that would draw boxes for the script is among those the generator picks from.
+    assert Font() not in fonts  # Pillow's bundled font has none of these scripts' letters
+    assert all(draws_every_character(font, charset) for font in fonts)

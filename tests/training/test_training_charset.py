@@ -104,3 +104,26 @@ def test_fine_tuning_onto_a_new_charset_resizes_the_checkpoint(tmp_path, tiny_fo
     )
     batch = task.collate(list(task.train_dataset()), seed=0)
     assert model(**batch).loss.isfinite()
+
+
+def test_charset_from_a_mixture_reads_every_source(tmp_path, german_lmdb):
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    Image.new("RGB", (32, 16), "white").save(folder / "a.png")
+    (folder / "labels.txt").write_text("a.png\tЖук\n", encoding="utf-8")
+    train = {
+        "source": "mix",
+        "sources": [
+            {"source": "lmdb", "root": str(german_lmdb)},
+            {"source": "folder", "folder": str(folder)},
+            {"source": "synthetic", "num_samples": 4, "text": {"charset": "xy"}},
+        ],
+    }
+    config = _config(
+        tmp_path,
+        {"preset": "tiny", "charset_from_data": True},
+        {"train": train},
+        {"normalize_unicode": "NFC"},
+    )
+    # No checkpoint: the official 94-character order first, then the rest by code point.
+    assert RecognitionTask(config).model_config.charset == "7abegrtxyGSÄßöüЖку"
