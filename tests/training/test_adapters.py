@@ -6,9 +6,11 @@ import json
 import pytest
 import torch
 import yaml
+from PIL import Image
 from transformers import AutoProcessor, pipeline
 
 from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
+from scenetext.modeling.model_types import read_model_type
 from scenetext.training.config import load_config
 from scenetext.training.loop import Trainer
 from scenetext.training.recognition import RecognitionTask
@@ -125,6 +127,8 @@ def test_run_folders_are_adapter_folders_naming_their_base(adapter_run):
             base
         )
         assert json.loads((folder / "tokenizer_config.json").read_text())["charset"] == GERMAN
+        # The commands check a folder's model type before loading it: an adapter has its base's.
+        assert read_model_type(folder) == "clip4str"
 
 
 def test_from_pretrained_and_peft_load_the_adapter_onto_the_resized_base(adapter_run):
@@ -181,3 +185,31 @@ def test_the_ocr_pipeline_takes_an_adapter_folder_as_its_recognizer(adapter_run,
     assert ocr.recognizer.config.charset == GERMAN
     assert ocr.recognizer_processor.tokenizer.charset == GERMAN
     assert isinstance(ocr(torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(3))), list)
+
+
+def test_evaluate_command_scores_an_adapter_folder_on_its_full_charset(adapter_run, tmp_path, capsys):
+    from scenetext.cli.main import main
+
+    _, run, _ = adapter_run
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    lines = []
+    for index, label in enumerate(["Größe", "tür", "ÄRGER"]):
+        Image.new("RGB", (64, 24), "white").save(crops / f"{index}.png")
+        lines.append(f"{index}.png\t{label}")
+    (crops / "labels.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = tmp_path / "report.json"
+    argv = [
+        "evaluate",
+        "recognizer",
+        "--model",
+        str(run / "last"),
+        "--data",
+        str(crops),
+        "--protocol",
+        "full",
+    ]
+    assert main([*argv, "--json", str(report), "--device", "cpu"]) == 0
+    result = json.loads(report.read_text(encoding="utf-8"))
+    assert (result["protocol"], result["charset"], result["num_samples"]) == ("full", GERMAN, 3)
+    assert "full 59-character charset, case-sensitive" in capsys.readouterr().out
