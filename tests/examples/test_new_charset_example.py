@@ -8,6 +8,7 @@ import pytest
 from transformers import AutoProcessor
 
 from scenetext.assets import DEFAULTS_DIR
+from scenetext.data.text_rendering import available_fonts
 from scenetext.evaluation.recognizer import crop_predictor, evaluate_recognition_samples
 from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
 from scenetext.training.config import load_config
@@ -24,6 +25,12 @@ BASE = DEFAULTS_DIR / "recognizer"
 
 
 def _train(config_name: str, output_dir: Path) -> RecognitionTask:
+    try:
+        available_fonts(charset=NEW_CHARACTERS)
+    except ValueError:
+        pytest.skip(
+            "no built-in font draws umlauts here (OpenCV 4's faces are ASCII only; OpenCV 5's draw them)"
+        )
     config = load_config(config_name, [f"output_dir={output_dir}", f"model.from_pretrained={BASE}"])
     task = RecognitionTask(config)
     Trainer(config, task).train()

@@ -71,7 +71,12 @@ def adapter_run(tmp_path_factory):
     """Two LoRA steps of the tiny recognizer onto a charset with umlauts."""
     root = tmp_path_factory.mktemp("adapter-run")
     base = save_tiny_recognizer(root / "base")
-    synthetic = {"source": "synthetic", "num_samples": 8, "text": {"charset": GERMAN, "max_length": 6}}
+    # ASCII words: the adapter mechanics need no umlaut on the images (nor a font that draws one).
+    synthetic = {
+        "source": "synthetic",
+        "num_samples": 8,
+        "text": {"charset": "abcdefghijklmnopqrstuvwxyz", "max_length": 6},
+    }
     mapping = {
         "task": "recognizer",
         "output_dir": str(root / "run"),

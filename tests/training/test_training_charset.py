@@ -90,7 +90,7 @@ def test_fine_tuning_onto_a_new_charset_resizes_the_checkpoint(tmp_path, tiny_fo
     config = _config(
         tmp_path,
         {"from_pretrained": str(tiny_folder), "config": {"charset": GERMAN}},
-        {"train": {"source": "synthetic", "num_samples": 4, "text": {"charset": GERMAN}}},
+        {"train": {"source": "synthetic", "num_samples": 4}},
         {"normalize_unicode": "NFC"},
     )
     task = RecognitionTask(config)
