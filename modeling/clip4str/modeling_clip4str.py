@@ -596,8 +596,10 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
     def load_adapter(self, peft_model_id: str | None = None, *args, **kwargs):
         """transformers' `load_adapter` (what `from_pretrained(ADAPTER_FOLDER)` and `pipeline(model=ADAPTER_FOLDER)`
         call on the base model), resizing the charset first when the adapter was trained onto another one: such
-        an adapter carries its charset in the tokenizer files saved beside it (`tokenizer_config.json`)."""
+        an adapter carries its charset in the tokenizer files saved beside it (`tokenizer_config.json`).
+        `adapter_name_or_path` keeps where the adapter came from: the pipelines read its processor."""
         if peft_model_id is not None:
+            self.adapter_name_or_path = str(peft_model_id)
             adapter_kwargs = kwargs.get("adapter_kwargs") or {}
             download = {
                 k: adapter_kwargs[k] for k in ("revision", "token", "cache_dir") if k in adapter_kwargs

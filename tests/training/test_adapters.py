@@ -160,7 +160,12 @@ def test_the_recognition_pipeline_reads_an_adapter_folder_with_its_charset(adapt
     assert reader.model.config.charset == GERMAN
     assert reader.processor.tokenizer.charset == GERMAN
     processor = AutoProcessor.from_pretrained(run / "last")
-    image = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
+    # The adapter's processor, not the base's: the run normalised images with CLIP's mean, the base folder not.
+    base_processor = AutoProcessor.from_pretrained(adapter_run[0])
+    assert processor.image_processor.image_mean != base_processor.image_processor.image_mean
+    assert reader.processor.image_processor.image_mean == processor.image_processor.image_mean
+    pixels = torch.randint(0, 256, (32, 96, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    image = Image.fromarray(pixels.numpy())
     pixel_values = processor(images=[image], return_tensors="pt")["pixel_values"]
     with torch.no_grad():
         expected = processor.batch_decode(reader.model(pixel_values).logits)["generated_text"][0]
