@@ -1,5 +1,7 @@
 """CLIP4STR onto a new charset (`resize_charset`) and non-Latin text in the cross-modal captions."""
 
+import random
+
 import pytest
 import torch
 from open_clip.tokenizer import SimpleTokenizer
@@ -97,6 +99,40 @@ def test_captions_of_non_latin_predictions_keep_only_the_caption_charset(predict
     assert model.caption_tokenizer(ids).tolist() == expected.tolist()
 
 
-def test_a_non_ascii_caption_charset_is_refused_with_the_reason():
-    with pytest.raises(ValueError, match="caption_charset` must be non-empty printable ASCII"):
-        Clip4StrConfig.from_preset("tiny", charset="abcä", caption_charset="abcä")
+FULL = "".join(
+    dict.fromkeys(
+        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZäöüßÄÖÜéèçñ"
+        "жукдомЖУКДОМαβγΩあいうかきカキ東京中文٣!?.,'&-"
+    )
+)
+
+
+def test_a_full_caption_charset_tokenizes_any_script_as_clip_does():
+    """With the model's whole charset as caption charset, the captions keep accents, Cyrillic, Greek, kana and
+    CJK: their UTF-8 bytes go through CLIP's byte-level BPE exactly as the official tokenizer sends them."""
+    model = Clip4StrForSceneTextRecognition(
+        Clip4StrConfig.from_preset("tiny", charset=FULL, caption_charset=FULL)
+    )
+    reference = SimpleTokenizer(context_length=16)
+    rng = random.Random(0)
+    texts = [
+        "Größe",
+        "Straße",
+        "ЖУК12",
+        "東京3",
+        "カキ",
+        "αβγ's",
+        "it's",
+        "٣٣",
+        "çñ!?",
+    ]
+    texts += ["".join(rng.choice(FULL) for _ in range(rng.randint(1, 12))) for _ in range(200)]
+    ids = torch.tensor([[FULL.index(c) + 1 for c in text] + [0] * (13 - len(text)) for text in texts])
+    assert model.caption_tokenizer(ids).tolist() == reference(texts).tolist()
+    # Fixed steps (static shapes) give the same ids.
+    assert model.caption_tokenizer(ids, early_exit=False).tolist() == reference(texts).tolist()
+
+
+def test_a_caption_charset_with_whitespace_is_refused():
+    with pytest.raises(ValueError, match="caption_charset` must be non-empty and without whitespace"):
+        Clip4StrConfig.from_preset("tiny", charset="ab c", caption_charset="ab c")
