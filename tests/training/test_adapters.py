@@ -223,3 +223,11 @@ def test_evaluate_command_scores_an_adapter_folder_on_its_full_charset(adapter_r
     result = json.loads(report.read_text(encoding="utf-8"))
     assert (result["protocol"], result["charset"], result["num_samples"]) == ("full", GERMAN, 3)
     assert "full 59-character charset, case-sensitive" in capsys.readouterr().out
+
+
+def test_push_refuses_an_adapter_folder_and_says_what_to_publish(adapter_run):
+    from scenetext.hub_cards.checks import check_model_folder
+
+    _, run, _ = adapter_run
+    with pytest.raises(ValueError, match="PEFT adapter folder: publish a plain folder made with .*merge_adapter"):
+        check_model_folder(run / "last")
