@@ -229,5 +229,7 @@ def test_push_refuses_an_adapter_folder_and_says_what_to_publish(adapter_run):
     from scenetext.hub_cards.checks import check_model_folder
 
     _, run, _ = adapter_run
-    with pytest.raises(ValueError, match="PEFT adapter folder: publish a plain folder made with .*merge_adapter"):
+    with pytest.raises(
+        ValueError, match=r"PEFT adapter folder: publish a plain folder made with .*merge_adapter"
+    ):
         check_model_folder(run / "last")
