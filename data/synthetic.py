@@ -27,6 +27,7 @@ from .fonts import find_font_files, fonts_covering
 from .samples import DETECTION_FEATURES, RECOGNITION_FEATURES, encode_png
 from .synthetic_backgrounds import (
     BACKGROUND_KINDS,
+    CameraEffects,
     apply_camera_effects,
     composite,
     draw_distractors,
@@ -43,7 +44,7 @@ _WORD_STREAM, _SCENE_STREAM = 0, 1
 
 
 @dataclass(frozen=True)
-class SyntheticWordConfig:
+class SyntheticWordConfig(CameraEffects):
     """How synthetic word crops look. Ranges are ``(low, high)``, inclusive.
 
     Attributes:
@@ -60,8 +61,7 @@ class SyntheticWordConfig:
         backgrounds: kinds of backgrounds, see `synthetic_backgrounds.BACKGROUND_KINDS`.
         min_contrast: least brightness difference (0..255) between ink and background.
         curve_probability: share of words set on a curved (arc) baseline.
-        blur_probability / motion_blur_probability / noise_probability / jpeg_probability /
-            low_resolution_probability / light_probability: camera effects and uneven lighting.
+        The camera effects and uneven lighting are `CameraEffects` probabilities.
     """
 
     text: TextSampling = field(default_factory=TextSampling)
@@ -78,19 +78,13 @@ class SyntheticWordConfig:
     backgrounds: tuple[str, ...] = ("flat", "gradient", "texture")
     min_contrast: float = 60.0
     curve_probability: float = 0.0
-    blur_probability: float = 0.4
-    motion_blur_probability: float = 0.0
-    noise_probability: float = 0.5
-    jpeg_probability: float = 0.3
-    low_resolution_probability: float = 0.0
-    light_probability: float = 0.0
 
     def __post_init__(self) -> None:
         _check_range("font_size", self.font_size, minimum=8)
 
 
 @dataclass(frozen=True)
-class SyntheticSceneConfig:
+class SyntheticSceneConfig(CameraEffects):
     """How synthetic scenes look. Ranges are ``(low, high)``, inclusive.
 
     Attributes:
@@ -125,12 +119,7 @@ class SyntheticSceneConfig:
     min_contrast: float = 60.0
     slant_probability: float = 0.2
     bold_probability: float = 0.4
-    blur_probability: float = 0.3
-    motion_blur_probability: float = 0.0
-    noise_probability: float = 0.5
-    jpeg_probability: float = 0.3
-    low_resolution_probability: float = 0.0
-    light_probability: float = 0.0
+    blur_probability: float = 0.3  # scenes: less defocus than word crops
 
     def __post_init__(self) -> None:
         _check_range("image_size", self.image_size, minimum=32)
@@ -202,14 +191,9 @@ def synthetic_word_dataset(
 ) -> IterableDataset:
     """A stream of ``num_samples`` synthetic word crops (`RECOGNITION_FEATURES`), sharded by index ranges;
     ``start`` begins the stream at that sample without rendering the ones before it (resuming a run)."""
-    return IterableDataset.from_generator(
-        _generate_words,
-        features=RECOGNITION_FEATURES,
-        gen_kwargs={
-            "shards": _index_ranges(num_samples, samples_per_shard, start),
-            "seed": _check_seed(seed),
-            "config": config or SyntheticWordConfig(),
-        },
+    config = config or SyntheticWordConfig()
+    return _stream(
+        render_word_sample, RECOGNITION_FEATURES, num_samples, seed, config, samples_per_shard, start
     )
 
 
@@ -222,30 +206,29 @@ def synthetic_scene_dataset(
 ) -> IterableDataset:
     """A stream of ``num_samples`` synthetic scenes (`DETECTION_FEATURES`), sharded by index ranges; ``start``
     as for `synthetic_word_dataset`."""
+    config = config or SyntheticSceneConfig()
+    return _stream(
+        render_scene_sample, DETECTION_FEATURES, num_samples, seed, config, samples_per_shard, start
+    )
+
+
+def _stream(render, features, num_samples, seed, config, samples_per_shard, start) -> IterableDataset:
     return IterableDataset.from_generator(
-        _generate_scenes,
-        features=DETECTION_FEATURES,
+        _generate,
+        features=features,
         gen_kwargs={
             "shards": _index_ranges(num_samples, samples_per_shard, start),
             "seed": _check_seed(seed),
-            "config": config or SyntheticSceneConfig(),
+            "config": config,
+            "render": render,
         },
     )
 
 
-def _generate_words(shards: list[tuple[int, int]], seed: int, config: SyntheticWordConfig) -> Iterator[dict]:
+def _generate(shards: list[tuple[int, int]], seed: int, config, render) -> Iterator[dict]:
     for start, stop in shards:
         for index in range(start, stop):
-            sample = render_word_sample(index, seed, config)
-            yield {**sample, "image": encode_png(sample["image"])}
-
-
-def _generate_scenes(
-    shards: list[tuple[int, int]], seed: int, config: SyntheticSceneConfig
-) -> Iterator[dict]:
-    for start, stop in shards:
-        for index in range(start, stop):
-            sample = render_scene_sample(index, seed, config)
+            sample = render(index, seed, config)
             yield {**sample, "image": encode_png(sample["image"])}
 
 

@@ -10,6 +10,7 @@ import functools
 import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -27,6 +28,19 @@ _PHOTO_MAX_SIDE = 1024
 
 # ITU-R BT.601 luma weights: contrast between ink and background is judged on perceived brightness.
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+@dataclass(frozen=True)
+class CameraEffects:
+    """How often each camera and lighting effect is applied (probabilities; see `apply_camera_effects`). The
+    synthetic word and scene configs extend it."""
+
+    blur_probability: float = 0.4
+    motion_blur_probability: float = 0.0
+    noise_probability: float = 0.5
+    jpeg_probability: float = 0.3
+    low_resolution_probability: float = 0.0
+    light_probability: float = 0.0
 
 
 def render_background(
@@ -118,9 +132,9 @@ def _find_photo_files(folders: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def apply_camera_effects(
-    rng: np.random.Generator, image: np.ndarray, effects, blur_scale: float = 1.0
+    rng: np.random.Generator, image: np.ndarray, effects: CameraEffects, blur_scale: float = 1.0
 ) -> Image.Image:
-    """The camera and lighting effects of ``effects`` (a synthetic config), each with its probability: uneven
+    """The camera and lighting effects of ``effects``, each with its probability: uneven
     light, low resolution, defocus (Gaussian, sigma up to ``1.2 * blur_scale``) and motion blur, Gaussian
     noise and JPEG compression; returns the final 8-bit RGB image. Effects whose probability is 0 draw nothing
     from ``rng``, so configs without them give the same images as before they existed."""
