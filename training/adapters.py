@@ -45,7 +45,7 @@ CHARSET_MODULES = (
     "cross_decoder.text_embed",
     "cross_decoder.head",
 )
-# Tuners that take `target_modules` over linear layers, the ones CLIP4STR's layers fit.
+# peft's prompt-learning methods, refused (see the module docstring).
 _PROMPT_LEARNING = (
     "PROMPT_TUNING",
     "PREFIX_TUNING",

@@ -9,7 +9,8 @@ YAML sections read here:
       config: {}                # Clip4StrConfig fields (charset, max_label_length, decoder_num_heads, ...);
                                 # a charset other than from_pretrained's resizes it (`resize_charset`)
       charset_from_data: false  # true: the charset is every character of the data.train labels
-      charset_scan_limit: 1000000  # labels read for it (lmdb, hub; a synthetic source gives its charset)
+      charset_scan_limit: 1000000  # labels read per source (lmdb, hub, folder; a synthetic source gives its
+                                # text.charset, a mix each of its sources')
       peft: {method: lora, r: 8}  # optional: train a PEFT adapter only (`training/adapters.py`)
       sincos_position_init: 0.0 # > 0 (random initialisation only): start the ViT's position embeddings as
                                 # 2-D sine-cosine codes of this amplitude instead of noise
