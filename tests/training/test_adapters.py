@@ -16,6 +16,8 @@ from scenetext.training.loop import Trainer
 from scenetext.training.recognition import RecognitionTask
 from tests.tiny_models import save_tiny_detector, save_tiny_recognizer, tiny_recognizer
 
+from .runs import check_killed_run_resumes_to_identical_losses
+
 peft = pytest.importorskip(
     "peft", reason='the PEFT tests need the [peft] extra (pip install "scenetext[peft]")'
 )
@@ -66,11 +68,8 @@ def test_bad_peft_options_are_named(options, message):
         peft_config(options, charset_changed=False)
 
 
-@pytest.fixture(scope="module")
-def adapter_run(tmp_path_factory):
-    """Two LoRA steps of the tiny recognizer onto a charset with umlauts."""
-    root = tmp_path_factory.mktemp("adapter-run")
-    base = save_tiny_recognizer(root / "base")
+def _adapter_config(root, base):
+    """A YAML for LoRA steps of the tiny recognizer at `base` onto a charset with umlauts, written in `root`."""
     # ASCII words: the adapter mechanics need no umlaut on the images (nor a font that draws one).
     synthetic = {
         "source": "synthetic",
@@ -100,7 +99,15 @@ def adapter_run(tmp_path_factory):
         "optimizer": {"learning_rate": 1e-2, "scale_learning_rate": False, "schedule": "constant"},
     }
     (root / "run.yaml").write_text(yaml.safe_dump(mapping, allow_unicode=True), encoding="utf-8")
-    config = load_config(root / "run.yaml")
+    return root / "run.yaml"
+
+
+@pytest.fixture(scope="module")
+def adapter_run(tmp_path_factory):
+    """Two LoRA steps of the tiny recognizer onto a charset with umlauts."""
+    root = tmp_path_factory.mktemp("adapter-run")
+    base = save_tiny_recognizer(root / "base")
+    config = load_config(_adapter_config(root, base))
     trainer = Trainer(config, RecognitionTask(config))
     trainer.train()
     return base, root / "run", trainer.accelerator.unwrap_model(trainer.model)
@@ -233,3 +240,12 @@ def test_push_refuses_an_adapter_folder_and_says_what_to_publish(adapter_run):
         ValueError, match=r"PEFT adapter folder: publish a plain folder made with .*merge_adapter"
     ):
         check_model_folder(run / "last")
+
+
+@pytest.mark.slow
+def test_a_killed_adapter_run_resumes_to_identical_losses(tmp_path):
+    config_path = _adapter_config(tmp_path, save_tiny_recognizer(tmp_path / "base"))
+    overrides = ["max_steps=8", "save_every=3", "eval_every=1000", "data.train.num_samples=40"]
+    check_killed_run_resumes_to_identical_losses(
+        tmp_path, str(config_path), RecognitionTask, overrides, env={"OMP_NUM_THREADS": "1"}
+    )
