@@ -75,3 +75,19 @@ def test_recognition_compute_metrics_decodes_logits_and_labels():
         EvalPrediction(predictions=(logits, logits), label_ids=padded_labels)
     )
     assert (result["accuracy"], result["num_samples"]) == (0.5, 2)
+
+
+def test_recognition_compute_metrics_full_protocol_uses_the_tokenizer_charset():
+    charset = "abcdefghijklmnopqrstuvwxyzäöüßABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÜ"
+    tokenizer = Clip4StrTokenizer(charset=charset, normalize_unicode="NFC")
+    processor = Clip4StrProcessor(Clip4StrImageProcessor(), tokenizer)
+    labels = processor(text=["Größe", "große"], return_tensors="np")["labels"]
+    # Logits reading "Größe" for both: right for the first, wrong by case for the second (case-sensitive).
+    ids = labels[0][1:]
+    logits = np.full((2, len(ids), len(charset) + 1), -10.0, dtype=np.float32)
+    for position, token in enumerate(ids):
+        logits[:, position, min(token, len(charset))] = 10.0
+    result = recognition_compute_metrics(processor, protocol="full")(
+        EvalPrediction(predictions=logits, label_ids=labels)
+    )
+    assert (result["accuracy"], result["num_samples"]) == (0.5, 2)
