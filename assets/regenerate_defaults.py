@@ -9,8 +9,8 @@ default saves (transformers copies the module files) and what `scenetext push` u
 `python -m scenetext.assets.regenerate_defaults` loads each folder and saves it again with `save_pretrained`
 of the model and its processor: the configs and processor files are rewritten (run it after changing a config
 or processor class), and the links follow the code files `save_pretrained` writes (a travelling file added or
-removed). The weights must come back bit-identical, and the shipped weights file is kept as it is; otherwise
-the folder is left as it was.
+removed). The weights must come back bit-identical, and the shipped weights file and model card are kept as they
+are; otherwise the folder is left as it was.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from scenetext.modeling.tcm import TcmForSceneTextDetection
 
 MODEL_CLASSES = {"recognizer": Clip4StrForSceneTextRecognition, "detector": TcmForSceneTextDetection}
 WEIGHTS = "model.safetensors"
+MODEL_CARD = "README.md"
 
 
 def travelling_sources() -> dict[str, Path]:
@@ -75,6 +76,10 @@ def regenerate_default(name: str, defaults_dir: Path = DEFAULTS_DIR) -> Path:
         if unknown:
             raise ValueError(f"{folder}: saved code files {unknown} are not travelling sources to link to")
         shutil.copy2(folder / WEIGHTS, staging / WEIGHTS)
+        if (
+            folder / MODEL_CARD
+        ).is_file():  # written by hand: what the model was trained on, measured numbers
+            shutil.copy2(folder / MODEL_CARD, staging / MODEL_CARD)
         shutil.rmtree(folder)
         shutil.copytree(staging, folder, ignore=shutil.ignore_patterns("*.py"))
     for file_name in code:

@@ -1,9 +1,12 @@
-"""Accuracy of the ONNX Runtime backends (fp32 and dynamic int8) against PyTorch on synthetic data.
+"""Accuracy of the ONNX Runtime backends (fp32 and int8) against PyTorch on synthetic data.
 
-The embedded recognizer (assets/defaults/recognizer) is exported, quantised and read on held-out synthetic words
-(seed 2000, as in the README's accuracy table); the three backends are scored with the same protocol.
+The embedded recognizer (assets/defaults/recognizer) is exported, quantised (dynamic int8) and read on held-out
+synthetic words (seed 2000, as in the README's accuracy table); the embedded detector (assets/defaults/detector)
+is exported, quantised (static int8, calibrated on synthetic scenes of seed 0, head in float) and run through the
+detection pipeline on held-out synthetic scenes (seed 3000, the scene settings of its training config, as in the
+README's table). Each backend is scored with the same protocol.
 
-    python benchmarks/onnx_accuracy.py --words 2000 --json onnx-accuracy.json
+    python benchmarks/onnx_accuracy.py --words 2000 --scenes 200 --json onnx-accuracy.json
 """
 
 from __future__ import annotations
@@ -14,59 +17,123 @@ import tempfile
 import time
 from pathlib import Path
 
-from scenetext.data.synthetic import SyntheticWordConfig, render_word_sample
+import numpy as np
+
+from scenetext.data.synthetic import (
+    SyntheticSceneConfig,
+    SyntheticWordConfig,
+    render_scene_sample,
+    render_word_sample,
+)
 from scenetext.data.synthetic_text import TextSampling
+from scenetext.evaluation.metrics.detection import TextRegions, score_detection
 from scenetext.evaluation.metrics.recognition import score_recognition
-from scenetext.export.onnx_export import INT8_ONNX_FILE, ONNX_FILE, export_recognizer, quantize_int8
+from scenetext.export.onnx_export import export_detector, export_recognizer
+from scenetext.export.quantization import quantize_detector_int8, quantize_int8
 from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
+from scenetext.modeling.tcm import TcmForSceneTextDetection
 from scenetext.pipelines.crop_recognition import recognize_crops
-from scenetext.pipelines.onnx_backend import OnnxRecognizer
+from scenetext.pipelines.onnx_backend import INT8_ONNX_FILE, ONNX_FILE, OnnxDetector, OnnxRecognizer
+from scenetext.pipelines.pipeline_tcm import SceneTextDetectionPipeline
 from scenetext.processors.clip4str import Clip4StrProcessor
+from scenetext.processors.tcm import TcmImageProcessor
 
-RECOGNIZER = Path(__file__).resolve().parents[1] / "assets" / "defaults" / "recognizer"
+DEFAULTS = Path(__file__).resolve().parents[1] / "assets" / "defaults"
+# training/configs/detector-embedded.yaml: the scenes the embedded detector was trained and evaluated on
+DETECTOR_SCENES = SyntheticSceneConfig(image_size=(256, 448), num_words=(1, 6), font_size=(16, 48))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--words", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=2000)
-    parser.add_argument("--protocol", default="62")
-    parser.add_argument("--json", default=None)
-    args = parser.parse_args()
-
+def recognizer_accuracy(words: int, seed: int, protocol: str) -> dict:
+    folder = DEFAULTS / "recognizer"
     config = SyntheticWordConfig(text=TextSampling(min_length=3, max_length=10))
-    samples = [render_word_sample(index, args.seed, config) for index in range(args.words)]
+    samples = [render_word_sample(index, seed, config) for index in range(words)]
     crops, labels = [sample["image"] for sample in samples], [sample["label"] for sample in samples]
-    processor = Clip4StrProcessor.from_pretrained(RECOGNIZER)
-    with tempfile.TemporaryDirectory() as folder:
+    processor = Clip4StrProcessor.from_pretrained(folder)
+    record: dict = {"words": words, "seed": seed, "protocol": protocol}
+    with tempfile.TemporaryDirectory() as exported:
         start = time.perf_counter()
-        check = export_recognizer(RECOGNIZER, folder)
-        export_seconds = time.perf_counter() - start
-        quantize_int8(folder)
+        record["export_check"] = export_recognizer(folder, exported).__dict__
+        record["export_s"] = time.perf_counter() - start
+        quantize_int8(exported)
         backends = {
-            "pytorch fp32": Clip4StrForSceneTextRecognition.from_pretrained(RECOGNIZER).eval(),
-            "onnxruntime fp32": OnnxRecognizer(folder, ONNX_FILE),
-            "onnxruntime int8": OnnxRecognizer(folder, INT8_ONNX_FILE),
+            "pytorch fp32": Clip4StrForSceneTextRecognition.from_pretrained(folder).eval(),
+            "onnxruntime fp32": OnnxRecognizer(exported, ONNX_FILE),
+            "onnxruntime int8": OnnxRecognizer(exported, INT8_ONNX_FILE),
         }
-        record = {
-            "words": args.words,
-            "seed": args.seed,
-            "protocol": args.protocol,
-            "export_s": export_seconds,
-        }
-        record["export_check"] = check.__dict__
         readings = {}
         for name, recognizer in backends.items():
             readings[name] = [
                 text for text, _ in recognize_crops(recognizer, processor, crops, batch_size=32)
             ]
-            scores = score_recognition(readings[name], labels, protocol=args.protocol)
+            scores = score_recognition(readings[name], labels, protocol=protocol)
             record[name] = {"word_accuracy": scores.accuracy, "one_minus_ned": scores.one_minus_ned}
-            print(f"{name}: word accuracy {scores.accuracy:.4f}, 1-NED {scores.one_minus_ned:.4f}")
-        for name in ("onnxruntime fp32", "onnxruntime int8"):
-            same = sum(a == b for a, b in zip(readings[name], readings["pytorch fp32"], strict=True))
-            record[name]["same_text_as_pytorch"] = same
-            print(f"{name}: same text as PyTorch on {same} of {args.words} words")
+            print(f"recognizer {name}: word accuracy {scores.accuracy:.4f}, 1-NED {scores.one_minus_ned:.4f}")
+    for name in ("onnxruntime fp32", "onnxruntime int8"):
+        same = sum(a == b for a, b in zip(readings[name], readings["pytorch fp32"], strict=True))
+        record[name]["same_text_as_pytorch"] = same
+        print(f"recognizer {name}: same text as PyTorch on {same} of {words} words")
+    return record
+
+
+def detector_accuracy(scenes: int, seed: int) -> dict:
+    folder = DEFAULTS / "detector"
+    samples = [render_scene_sample(index, seed, DETECTOR_SCENES) for index in range(scenes)]
+    ground_truth = [
+        TextRegions([np.reshape(polygon, (-1, 2)) for polygon in sample["polygons"]], sample["texts"])
+        for sample in samples
+    ]
+    images = [sample["image"] for sample in samples]
+    record: dict = {"scenes": scenes, "seed": seed, "calibration": "synthetic scenes, seed 0"}
+    with tempfile.TemporaryDirectory() as exported:
+        record["export_check"] = export_detector(folder, exported).__dict__
+        start = time.perf_counter()
+        quantize_detector_int8(exported)
+        record["quantize_s"] = time.perf_counter() - start
+        image_processor = TcmImageProcessor.from_pretrained(folder)
+        backends = {
+            "pytorch fp32": TcmForSceneTextDetection.from_pretrained(folder).eval(),
+            "onnxruntime fp32": OnnxDetector(exported, ONNX_FILE),
+            "onnxruntime int8": OnnxDetector(exported, INT8_ONNX_FILE),
+        }
+        for name, model in backends.items():
+            detector = SceneTextDetectionPipeline(model=model, image_processor=image_processor, device="cpu")
+            start = time.perf_counter()
+            found = [detector(image) for image in images]
+            seconds = time.perf_counter() - start
+            detections = [
+                TextRegions([region["polygon"] for region in regions], scores=[r["score"] for r in regions])
+                for regions in found
+            ]
+            counts = score_detection(list(zip(ground_truth, detections, strict=True)))
+            record[name] = {
+                "hmean": counts.hmean,
+                "precision": counts.precision,
+                "recall": counts.recall,
+                "seconds": seconds,
+            }
+            print(
+                f"detector {name}: hmean {counts.hmean:.4f} (P {counts.precision:.4f}, R {counts.recall:.4f}); "
+                f"{seconds:.1f} s for {scenes} scenes"
+            )
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=["recognizer", "detector", "both"], default="both")
+    parser.add_argument("--words", type=int, default=2000)
+    parser.add_argument("--word-seed", type=int, default=2000)
+    parser.add_argument("--protocol", default="62")
+    parser.add_argument("--scenes", type=int, default=200)
+    parser.add_argument("--scene-seed", type=int, default=3000)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    record = {}
+    if args.task in ("recognizer", "both"):
+        record["recognizer"] = recognizer_accuracy(args.words, args.word_seed, args.protocol)
+    if args.task in ("detector", "both"):
+        record["detector"] = detector_accuracy(args.scenes, args.scene_seed)
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
 

@@ -38,49 +38,108 @@ def default_checkpoints() -> tuple[Path, Path]:
     return folders["recognizer"], folders["detector"]
 
 
+BACKENDS = ("pytorch", "onnx")
+
+
 def load_ocr_pipeline(
-    detector: str | Path, recognizer: str | Path, device: str | None = "auto", dtype: str = "float32"
+    detector: str | Path,
+    recognizer: str | Path,
+    device: str | None = "auto",
+    dtype: str = "float32",
+    backend: str = "pytorch",
+    detector_size: str | None = None,
+    max_aspect_ratio: float | None = None,
 ):
     """An `OcrPipeline` over a detector and a recognizer folder, built from this package's own classes (no
-    folder code is run). `device` and `dtype` are resolved by `scenetext.modeling.devices` (`auto`: CUDA
-    when available; float32, bfloat16 or float16).
+    folder code is run).
+
+    Args:
+        backend: `pytorch` (save_pretrained folders; `device` and `dtype` are resolved by
+            `scenetext.modeling.devices`: `auto` is CUDA when available; float32, bfloat16 or float16) or `onnx`
+            (folders written by `scenetext export`, run by ONNX Runtime on the CPU: `model.onnx` for float32,
+            `model.int8.onnx` for int8).
+        detector_size: the detector's resize in `parse_size`'s text forms (`icdar2015`, `1280`, `1024:4068`,
+            `736x1280`); default the detector folder's own `size`.
+        max_aspect_ratio: images longer than this many times their height (or the reverse) are read in tiles;
+            default the pipeline's (8).
 
     Raises:
-        FileNotFoundError: a folder without config.json.
+        FileNotFoundError: a folder without config.json, or without the ONNX file the backend runs.
         ValueError: a folder holding another model type than its role's (checked before any weight is read),
-            or an unknown device or dtype.
+            an unknown device, dtype, backend or detector size.
     """
-    from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
-    from scenetext.modeling.devices import place_model, resolve_device, resolve_precision
+    from scenetext.modeling.clip4str import Clip4StrConfig
     from scenetext.modeling.model_types import require_model_type
-    from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
+    from scenetext.modeling.tcm import TcmConfig
     from scenetext.pipelines import OcrPipeline
     from scenetext.processors.clip4str import Clip4StrProcessor
-    from scenetext.processors.tcm import TcmImageProcessor
+    from scenetext.processors.tcm import TcmImageProcessor, parse_size
 
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    call_defaults = {}
+    if detector_size is not None:
+        call_defaults["size"] = parse_size(detector_size)
+    if max_aspect_ratio is not None:
+        call_defaults["max_aspect_ratio"] = max_aspect_ratio
     for role, folder, model_type in (
         ("detector", detector, TcmConfig.model_type),
         ("recognizer", recognizer, Clip4StrConfig.model_type),
     ):
         if not (Path(folder) / "config.json").is_file():
             raise FileNotFoundError(
-                f"{role} folder {folder} has no config.json: expected a save_pretrained folder"
+                f"{role} folder {folder} has no config.json: expected a "
+                + ("save_pretrained folder" if backend == "pytorch" else "folder written by scenetext export")
             )
         require_model_type(folder, model_type, role)
+    models = _onnx_models if backend == "onnx" else _pytorch_models
+    detector_model, recognizer_model, torch_device = models(detector, recognizer, device, dtype)
+    return OcrPipeline(
+        model=detector_model,
+        image_processor=TcmImageProcessor.from_pretrained(detector),
+        recognizer=recognizer_model,
+        recognizer_processor=Clip4StrProcessor.from_pretrained(recognizer),
+        device=torch_device,
+        **call_defaults,
+    )
+
+
+def _pytorch_models(detector: str | Path, recognizer: str | Path, device: str | None, dtype: str):
+    from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
+    from scenetext.modeling.devices import place_model, resolve_device, resolve_precision
+    from scenetext.modeling.tcm import TcmForSceneTextDetection
+
     torch_device, precision = resolve_device(device), resolve_precision(dtype)
     if precision.dynamic_int8:
         raise ValueError(
-            "scenetext ocr runs in float32, bfloat16 or float16; int8 is for recognizer evaluation"
+            "scenetext ocr runs PyTorch models in float32, bfloat16 or float16; int8 is for --backend onnx "
+            "(folders exported with scenetext export --int8)"
         )
-    return OcrPipeline(
-        model=place_model(TcmForSceneTextDetection.from_pretrained(detector), torch_device, precision),
-        image_processor=TcmImageProcessor.from_pretrained(detector),
-        recognizer=place_model(
-            Clip4StrForSceneTextRecognition.from_pretrained(recognizer), torch_device, precision
-        ),
-        recognizer_processor=Clip4StrProcessor.from_pretrained(recognizer),
-        device=torch_device,
+    return (
+        place_model(TcmForSceneTextDetection.from_pretrained(detector), torch_device, precision),
+        place_model(Clip4StrForSceneTextRecognition.from_pretrained(recognizer), torch_device, precision),
+        torch_device,
     )
+
+
+def _onnx_models(detector: str | Path, recognizer: str | Path, device: str | None, dtype: str):
+    from scenetext.modeling.device_options import DTYPE_ALIASES, INT8
+    from scenetext.pipelines.onnx_backend import INT8_ONNX_FILE, ONNX_FILE, OnnxDetector, OnnxRecognizer
+
+    if device not in (None, "auto", "cpu"):
+        raise ValueError(f"--backend onnx runs on the CPU (ONNX Runtime's CPU provider), not on {device}")
+    if dtype != INT8 and DTYPE_ALIASES.get(dtype) != "float32":
+        # ONNX Runtime's CPU provider has no bfloat16 or float16 kernels for most operators of these graphs
+        # (convolutions, layer norms); benchmarks/RESULTS.md has the check.
+        raise ValueError(f"--backend onnx runs float32 (model.onnx) or int8 (model.int8.onnx), not {dtype}")
+    file_name = INT8_ONNX_FILE if dtype == INT8 else ONNX_FILE
+    for role, folder in (("detector", detector), ("recognizer", recognizer)):
+        if not (Path(folder) / file_name).is_file():
+            raise FileNotFoundError(
+                f"{role} folder {folder} has no {file_name}: write it with scenetext export {role} FOLDER "
+                f"{folder}" + (" --int8" if dtype == INT8 else "")
+            )
+    return OnnxDetector(detector, file_name), OnnxRecognizer(recognizer, file_name), "cpu"
 
 
 @dataclass
@@ -207,12 +266,25 @@ def _run_ocr(args: argparse.Namespace) -> int:
     if inputs.skipped:
         names = ", ".join(path.name + ("/" if path.is_dir() else "") for path in inputs.skipped)
         print(f"skipped {len(inputs.skipped)} entries that are not image files: {names}", file=sys.stderr)
+    if args.backend == "onnx" and (args.detector is None or args.recognizer is None):
+        raise UsageError(
+            "--backend onnx needs --detector and --recognizer folders written by scenetext export (the embedded "
+            "defaults are PyTorch folders: scenetext export detector|recognizer FOLDER OUT)"
+        )
     try:
         if args.detector is None or args.recognizer is None:
             recognizer, detector = default_checkpoints()
             args.recognizer, args.detector = args.recognizer or recognizer, args.detector or detector
         with user_mistakes():
-            ocr = load_ocr_pipeline(args.detector, args.recognizer, args.device, args.dtype)
+            ocr = load_ocr_pipeline(
+                args.detector,
+                args.recognizer,
+                args.device,
+                args.dtype,
+                args.backend,
+                args.detector_size,
+                args.max_aspect_ratio,
+            )
     except FileNotFoundError as error:
         raise UsageError(f"{error} (or pass --detector and --recognizer folders of your own)") from error
     reports = read_files(inputs.images, ocr, Path(args.out))
@@ -256,7 +328,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ocr.add_argument("--detector", help="detector folder (default: the embedded assets/defaults/detector)")
     ocr.add_argument("--recognizer", help="recognizer folder (default: assets/defaults/recognizer)")
     ocr.add_argument("--out", default="ocr-results", help="where the JSON files and pictures go")
-    add_device_arguments(ocr)
+    ocr.add_argument(
+        "--backend",
+        default="pytorch",
+        choices=BACKENDS,
+        help="pytorch (save_pretrained folders) or onnx (folders written by scenetext export, run by ONNX Runtime "
+        "on the CPU; --dtype int8 reads their model.int8.onnx)",
+    )
+    ocr.add_argument(
+        "--detector-size",
+        metavar="SIZE",
+        help="the detector's resize: a preset (icdar2015, td500, ctw1500, totaltext: the official test scales), "
+        "N (long side to N, ratio kept), S:L (short side to S, long side at most L) or HxW (fixed); default the "
+        "detector folder's own",
+    )
+    ocr.add_argument(
+        "--max-aspect-ratio",
+        type=float,
+        metavar="R",
+        help="images more than R times longer than high (or higher than long) are read in overlapping tiles "
+        "(default 8; inf reads every image whole)",
+    )
+    add_device_arguments(ocr, int8=True)
     ocr.set_defaults(func=_run_ocr)
 
     demo = subparsers.add_parser(

@@ -24,10 +24,10 @@ import torch
 from scenetext.modeling.clip4str import Clip4StrForSceneTextRecognition
 from scenetext.modeling.clip4str.configuration_clip4str import as_pair
 from scenetext.modeling.tcm import TcmForSceneTextDetection
+from scenetext.pipelines.onnx_backend import ONNX_FILE
 from scenetext.processors.clip4str import Clip4StrProcessor
 from scenetext.processors.tcm import TcmImageProcessor
 
-ONNX_FILE = "model.onnx"
 REPORT_FILE = "onnx_export.json"
 LOGITS_TOLERANCE = 1e-3
 MAP_TOLERANCE = 1e-3
@@ -198,20 +198,3 @@ def _accept(check: ExportCheck, output: Path, tolerance: float) -> ExportCheck:
         )
     (output / REPORT_FILE).write_text(json.dumps(asdict(check), indent=2) + "\n")
     return check
-
-
-INT8_ONNX_FILE = "model.int8.onnx"
-
-
-def quantize_int8(output: str | Path) -> Path:
-    """`output/model.int8.onnx`: ONNX Runtime's dynamic quantisation of the exported file (int8 weights of the
-    matrix products, activations quantised per call), for CPUs. Its accuracy is not checked against PyTorch:
-    the int8 rounding changes some logits by more than the fp32 tolerance; measure it on data instead."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    output = Path(output)
-    source = output / ONNX_FILE
-    if not source.is_file():
-        raise FileNotFoundError(f"{source} not found: export the model before quantising it")
-    quantize_dynamic(source, output / INT8_ONNX_FILE, weight_type=QuantType.QInt8)
-    return output / INT8_ONNX_FILE

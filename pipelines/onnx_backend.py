@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 ONNX_FILE = "model.onnx"
+# Written beside it by `scenetext export ... --int8`.
+INT8_ONNX_FILE = "model.int8.onnx"
 
 
 def _inference_session(folder: str | Path, file_name: str, num_threads: int | None):
@@ -78,4 +81,22 @@ class OnnxDetector:
         return OnnxDetectorOutput(torch.from_numpy(prob_map))
 
 
-__all__ = ["OnnxDetector", "OnnxDetectorOutput", "OnnxRecognizer", "OnnxRecognizerOutput"]
+def on_backend_device(args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Pipeline keyword arguments with the device of a model that is not a torch module (`OnnxDetector`,
+    `OnnxRecognizer`: the CPU) unless one was given; transformers would otherwise pick (and move the model to) a
+    GPU where one is present."""
+    model = kwargs.get("model", args[0] if args else None)
+    if model is not None and not isinstance(model, torch.nn.Module) and kwargs.get("device") is None:
+        kwargs = {**kwargs, "device": model.device}
+    return kwargs
+
+
+__all__ = [
+    "INT8_ONNX_FILE",
+    "ONNX_FILE",
+    "OnnxDetector",
+    "OnnxDetectorOutput",
+    "OnnxRecognizer",
+    "OnnxRecognizerOutput",
+    "on_backend_device",
+]

@@ -9,6 +9,7 @@ import torch
 from transformers import Pipeline
 
 from .image_loading import load_rgb_image, split_image_batch
+from .onnx_backend import on_backend_device
 
 
 class SceneTextRecognitionPipeline(Pipeline):
@@ -35,7 +36,8 @@ class SceneTextRecognitionPipeline(Pipeline):
     _load_feature_extractor = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        # the model may be an `OnnxRecognizer` (an exported folder, run by ONNX Runtime on the CPU)
+        super().__init__(*args, **on_backend_device(args, kwargs))
         self._use_adapter_processor()
         self._match_charset()
 
@@ -53,8 +55,11 @@ class SceneTextRecognitionPipeline(Pipeline):
     def _match_charset(self) -> None:
         """Decode with the characters the model writes, also when the processor came from elsewhere than the
         model's adapter (see above)."""
+        config = getattr(self.model, "config", None)  # an `OnnxRecognizer` has none: its folder is one piece
+        if config is None:
+            return
         tokenizer = self.processor.tokenizer
-        charset = self.model.config.charset
+        charset = config.charset
         if tokenizer.charset != charset:
             self.processor.tokenizer = type(tokenizer)(
                 charset=charset,

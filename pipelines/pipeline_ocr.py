@@ -10,8 +10,10 @@ from transformers import AutoModel, AutoProcessor, Pipeline, PreTrainedModel, Pr
 
 from .crop_recognition import DEFAULT_CROP_MARGIN, recognize_regions
 from .image_loading import load_rgb_image, split_image_batch
-from .pipeline_tcm import POST_PROCESSING_ARGUMENTS, detector_for_inference
+from .onnx_backend import OnnxRecognizer, on_backend_device
+from .pipeline_tcm import DETECTION_ARGUMENTS, detection_settings, detector_for_inference
 from .reading_order_ocr import reading_order
+from .tiled_detection import detect_regions
 
 
 class OcrPipeline(Pipeline):
@@ -30,22 +32,25 @@ class OcrPipeline(Pipeline):
     ```
 
     Args:
-        recognizer (`str`, `os.PathLike` or `PreTrainedModel`): a recognizer folder / Hub id, or a loaded model
-            (then give `recognizer_processor`). A folder or id is loaded with `AutoModel` and `AutoProcessor`
-            and `recognizer_kwargs` (default `{"trust_remote_code": True}`: its code is trusted as the
-            detector's was when this custom pipeline was created; pass `{"trust_remote_code": False}` to
-            refuse it, or add a `revision`). It runs on the pipeline's device and, when `dtype` is given,
-            in that dtype.
+        recognizer (`str`, `os.PathLike`, `PreTrainedModel` or `OnnxRecognizer`): a recognizer folder / Hub id,
+            or a loaded model or ONNX Runtime backend (then give `recognizer_processor`). A folder or id is
+            loaded with `AutoModel` and `AutoProcessor` and `recognizer_kwargs` (default
+            `{"trust_remote_code": True}`: its code is trusted as the detector's was when this custom pipeline
+            was created; pass `{"trust_remote_code": False}` to refuse it, or add a `revision`). It runs on the
+            pipeline's device and, when `dtype` is given, in that dtype.
         recognizer_processor (`ProcessorMixin`, *optional*): the recognizer's processor when `recognizer` is
             a model.
 
     Call-time settings: the detector's post-processing (`threshold`, `min_score`, `unclip_ratio`, `box_type`,
-    `preset`, ...), `recognizer_batch_size` (crops recognized per forward pass, across all images of a batch;
-    default 32) and `crop_margin` (image around each region given to the recognizer, as a fraction of the
-    region's height per side; default 0.15). Results are in pixels of the original image; `box` is clipped to
-    it, `score` is the recognizer's confidence and `detection_score` the detector's. On CPU a detector in eval
-    mode runs as its `optimize_for_inference()` copy, made once when the pipeline is created (the model object
-    itself is not changed).
+    `preset`, ...), its resize `size` and tiling bound `max_aspect_ratio` (as in the scene-text-detection
+    pipeline: images more than 8 times longer than high are read in overlapping tiles), `recognizer_batch_size`
+    (crops recognized per forward pass, across all images of a batch; default 32) and `crop_margin` (image
+    around each region given to the recognizer, as a fraction of the region's height per side; default 0.15).
+    Results are in pixels of the original image; `box` is clipped to it, `score` is the recognizer's confidence
+    and `detection_score` the detector's. On CPU a detector in eval mode runs as its `optimize_for_inference()`
+    copy, made once when the pipeline is created (the model object itself is not changed). Either model may be
+    an ONNX Runtime backend (`OnnxDetector`, `OnnxRecognizer` of folders written by `scenetext export`), with
+    the processors saved beside it; the pipeline then runs on the CPU.
     """
 
     _load_image_processor = True
@@ -62,7 +67,7 @@ class OcrPipeline(Pipeline):
         **kwargs: Any,
     ) -> None:
         dtype = kwargs.get("dtype")
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **on_backend_device(args, kwargs))
         if recognizer is None:
             raise ValueError(
                 "the ocr pipeline needs a recognizer: pipeline('ocr', model=DETECTOR, recognizer=RECOGNIZER, "
@@ -76,14 +81,20 @@ class OcrPipeline(Pipeline):
                 recognizer, **{k: v for k, v in options.items() if k != "dtype"}
             )
             recognizer = AutoModel.from_pretrained(recognizer, **options)
-        elif not isinstance(recognizer, PreTrainedModel):
+        elif not isinstance(recognizer, PreTrainedModel | OnnxRecognizer):
             raise TypeError(
-                f"recognizer must be a folder, Hub id or PreTrainedModel, got {type(recognizer).__name__}"
+                "recognizer must be a folder, Hub id, PreTrainedModel or OnnxRecognizer, got "
+                f"{type(recognizer).__name__}"
             )
         if recognizer_processor is None:
             raise ValueError("recognizer_processor is required when recognizer is a loaded model")
         self.detector = detector_for_inference(self.model)
-        self.recognizer = recognizer.to(self.device).eval()
+        if isinstance(recognizer, OnnxRecognizer):
+            if self.device.type != recognizer.device.type:
+                raise ValueError(f"an OnnxRecognizer runs on the CPU, but the pipeline runs on {self.device}")
+        else:
+            recognizer = recognizer.to(self.device).eval()
+        self.recognizer = recognizer
         self.recognizer_processor = recognizer_processor
 
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
@@ -96,13 +107,13 @@ class OcrPipeline(Pipeline):
         crop_margin: float | None = None,
         **kwargs: Any,
     ) -> tuple[dict, dict, dict]:
-        unknown = set(kwargs) - set(POST_PROCESSING_ARGUMENTS)
+        unknown = set(kwargs) - set(DETECTION_ARGUMENTS)
         if unknown:
             raise TypeError(
-                f"ocr got unexpected arguments {sorted(unknown)}; detection settings are {list(POST_PROCESSING_ARGUMENTS)}"
-                ", recognizer_batch_size and crop_margin"
+                f"ocr got unexpected arguments {sorted(unknown)}; detection settings are "
+                f"{list(DETECTION_ARGUMENTS)}, recognizer_batch_size and crop_margin"
             )
-        forward = {"detection_settings": kwargs}
+        forward = detection_settings(kwargs)
         if crop_margin is not None:
             if crop_margin < 0:
                 raise ValueError(f"crop_margin must be >= 0, got {crop_margin}")
@@ -120,21 +131,19 @@ class OcrPipeline(Pipeline):
     def _forward(
         self,
         model_inputs: dict[str, Any],
-        detection_settings: dict | None = None,
         recognizer_batch_size: int = 32,
         crop_margin: float = DEFAULT_CROP_MARGIN,
+        **detection: Any,
     ) -> dict[str, list]:
         images = model_inputs["image"]
         images = images if isinstance(images, list) else [images]
-        batch = self.image_processor(images)
-        pixel_values = batch["pixel_values"].to(self.device, self.dtype)
-        # DB post-processing reads only the probability map: skip the threshold branch
-        outputs = self.detector(pixel_values, output_threshold_maps=False)
-        detections = self.image_processor.post_process_text_detection(
-            outputs.prob_map.float(),
-            target_sizes=batch["original_sizes"],
-            resized_sizes=batch["resized_sizes"],
-            **(detection_settings or {}),
+        detections = detect_regions(
+            self.detector,
+            self.image_processor,
+            images,
+            device=self.device,
+            dtype=self.dtype,
+            **detection,
         )
         polygons = [[polygon.numpy() for polygon in found["polygons"]] for found in detections]
         readings = recognize_regions(

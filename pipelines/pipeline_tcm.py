@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from transformers import Pipeline
 
 from .image_loading import load_rgb_image, split_image_batch
+from .onnx_backend import on_backend_device
+from .tiled_detection import detect_regions
 
 # Settings of `TcmImageProcessor.post_process_text_detection` a caller may pass per call.
 POST_PROCESSING_ARGUMENTS = (
@@ -19,6 +22,8 @@ POST_PROCESSING_ARGUMENTS = (
     "approx_ratio",
     "preset",
 )
+# All call-time detection settings: post-processing, the image processor's resize, the tiling bound.
+DETECTION_ARGUMENTS = (*POST_PROCESSING_ARGUMENTS, "size", "max_aspect_ratio")
 
 
 class SceneTextDetectionPipeline(Pipeline):
@@ -35,13 +40,22 @@ class SceneTextDetectionPipeline(Pipeline):
 
     Results follow the object-detection pipeline (`score`, `label`, integer `box` in pixels of the original
     image, clipped to it) plus the region's `polygon` (4 points for quads, more for curved text; not clipped).
-    Images of a batch are padded together (`batch_size`); post-processing settings (`threshold`,
-    `min_score`, `unclip_ratio`, `box_type`, `preset`, ...) can be given per call and default to the image
-    processor's `post_processing`.
+    Images of a batch are padded together (`batch_size`). Call-time settings: post-processing (`threshold`,
+    `min_score`, `unclip_ratio`, `box_type`, `preset`, ...; default the image processor's `post_processing`),
+    `size` (the resize, in any form `TcmImageProcessor` takes; default its `size`) and `max_aspect_ratio`
+    (images longer than that many times their height, or the reverse, are read in overlapping tiles and their
+    regions merged; default 8, `math.inf` reads every image whole).
 
     On CPU a detector in eval mode runs as its `optimize_for_inference()` copy, made once when the pipeline is
     created (same maps within float rounding; the copy shares the model's unfused weights and the model object
-    itself is not changed): create a new pipeline after changing the model's weights.
+    itself is not changed): create a new pipeline after changing the model's weights. The model may also be an
+    `OnnxDetector` (an exported folder run by ONNX Runtime on the CPU) with the same image processor:
+
+    ```python
+    detector = SceneTextDetectionPipeline(
+        model=OnnxDetector("detector-onnx"), image_processor=TcmImageProcessor.from_pretrained("detector-onnx")
+    )
+    ```
     """
 
     _load_image_processor = True
@@ -50,50 +64,53 @@ class SceneTextDetectionPipeline(Pipeline):
     _load_feature_extractor = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **on_backend_device(args, kwargs))
         self.detector = detector_for_inference(self.model)
 
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
         return super().__call__(split_image_batch(inputs), **kwargs)
 
     def _sanitize_parameters(self, timeout: float | None = None, **kwargs: Any) -> tuple[dict, dict, dict]:
-        unknown = set(kwargs) - set(POST_PROCESSING_ARGUMENTS)
+        unknown = set(kwargs) - set(DETECTION_ARGUMENTS)
         if unknown:
             raise TypeError(
-                f"scene-text-detection got unexpected arguments {sorted(unknown)}; post-processing settings are "
-                f"{list(POST_PROCESSING_ARGUMENTS)}"
+                f"scene-text-detection got unexpected arguments {sorted(unknown)}; detection settings are "
+                f"{list(DETECTION_ARGUMENTS)}"
             )
-        return ({} if timeout is None else {"timeout": timeout}), {}, kwargs
+        return ({} if timeout is None else {"timeout": timeout}), detection_settings(kwargs), {}
 
     def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, Any]:
         # Images stay unresized here: the image processor pads each batch to its own largest size in `_forward`,
         # which the pipeline's generic collation (concatenation of equal-sized tensors) cannot do.
-        return {"image": load_rgb_image(image, timeout=timeout)}
+        return {"image": np.asarray(load_rgb_image(image, timeout=timeout))}
 
-    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, list]:
+    def _forward(self, model_inputs: dict[str, Any], **settings: Any) -> dict[str, list]:
         images = model_inputs["image"]
         images = images if isinstance(images, list) else [images]
-        batch = self.image_processor(images)
-        pixel_values = batch["pixel_values"].to(self.device, self.dtype)
-        # post-processing reads only the probability map: skip the threshold branch
-        outputs = self.detector(pixel_values, output_threshold_maps=False)
-        # post-processing reads each map only inside its image's own padded area, given the sizes below
-        return {
-            "prob_map": list(outputs.prob_map.float().cpu()),
-            "original_size": batch["original_sizes"].tolist(),
-            "resized_size": batch["resized_sizes"].tolist(),
-        }
+        detections = detect_regions(
+            self.detector, self.image_processor, images, device=self.device, dtype=self.dtype, **settings
+        )
+        return {"detections": detections}
 
-    def postprocess(self, model_outputs: dict[str, Any], **settings: Any) -> list[dict[str, Any]]:
-        prob_map, original_size, resized_size = (
-            _unwrap(model_outputs[key]) for key in ("prob_map", "original_size", "resized_size")
-        )
-        # (1, 1, H, W) once the batching iterator has unrolled (and re-batched) it, (1, H, W) otherwise
-        prob_map = prob_map.reshape(1, *prob_map.shape[-2:])
-        (detections,) = self.image_processor.post_process_text_detection(
-            prob_map, target_sizes=[original_size], resized_sizes=[resized_size], **settings
-        )
+    def postprocess(self, model_outputs: dict[str, Any]) -> list[dict[str, Any]]:
+        detections = model_outputs["detections"]
+        # a one-element list when the pipeline ran a single input without its batching iterator, the bare entry
+        # when the iterator already unrolled the batch
+        if isinstance(detections, list):
+            (detections,) = detections
         return format_detections(detections)
+
+
+def detection_settings(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The detection settings a pipeline was given (at creation or call), as `detect_regions` keyword arguments.
+
+    Only the given ones are returned: transformers lays call-time parameters over creation-time ones key by key,
+    so a setting absent here keeps the value the pipeline was created with. Values are checked by the image
+    processor when it uses them, `max_aspect_ratio` here."""
+    given = {key: value for key, value in arguments.items() if value is not None}
+    if given.get("max_aspect_ratio", 1) < 1:
+        raise ValueError(f"max_aspect_ratio must be >= 1, got {given['max_aspect_ratio']}")
+    return given
 
 
 def detector_for_inference(model: Any) -> Any:
@@ -102,14 +119,6 @@ def detector_for_inference(model: Any) -> Any:
     if model.device.type != "cpu" or model.training or not hasattr(model, "optimize_for_inference"):
         return model
     return model.optimize_for_inference()
-
-
-def _unwrap(value: Any) -> Any:
-    """One image's entry of a `_forward` output: a one-element list when the pipeline ran a single input
-    without its batching iterator, the bare entry when the iterator already unrolled the batch."""
-    if isinstance(value, list) and len(value) == 1:
-        return value[0]
-    return value
 
 
 def format_detections(detections: dict[str, Any]) -> list[dict[str, Any]]:

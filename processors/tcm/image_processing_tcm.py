@@ -87,6 +87,52 @@ TEST_SIZES: dict[str, dict[str, int]] = {
     "totaltext": {"shortest_edge": 800, "longest_edge": 2944},
 }
 
+# The forms `size` takes (transformers' size-dict keys), each a resize rule of `get_resized_size`:
+# - shortest_edge + longest_edge: mmdet's keep-ratio rule, the official TCM test scales above;
+# - longest_edge alone: keep the ratio, the long side to that length (a photo's words keep their relative size
+#   whatever its shape, as for a phone picture read at a fixed pixel budget);
+# - height + width: a fixed size, ratio not kept (MhLiao/DB's ICDAR 2015 test resize to 736x1280).
+SIZE_FORMS = (("shortest_edge", "longest_edge"), ("longest_edge",), ("height", "width"))
+
+
+def check_size(size: Mapping[str, int]) -> dict[str, int]:
+    """`size` as a plain dict after checking it has one of `SIZE_FORMS` with positive integer sides."""
+    if not isinstance(size, Mapping) or tuple(sorted(size)) not in {
+        tuple(sorted(form)) for form in SIZE_FORMS
+    }:
+        raise ValueError(
+            f"size must be one of {[dict.fromkeys(form, 'int') for form in SIZE_FORMS]}, got {size!r}"
+        )
+    if any(isinstance(side, bool) or not isinstance(side, int) or side < 1 for side in size.values()):
+        raise ValueError(f"size sides must be integers >= 1, got {dict(size)}")
+    return dict(size)
+
+
+def parse_size(spec: str) -> dict[str, int]:
+    """A `size` dict from its short text form (the `--detector-size` of `scenetext ocr`):
+
+    - a preset name of `TEST_SIZES` (`icdar2015`: short side 1024, long side at most 4068);
+    - `N`: the long side to N pixels, ratio kept (`{"longest_edge": N}`);
+    - `S:L`: the short side to S unless the long side would pass L (`{"shortest_edge": S, "longest_edge": L}`);
+    - `HxW`: exactly H rows and W columns (`{"height": H, "width": W}`), ratio not kept.
+    """
+    text = spec.strip().lower()
+    if text in TEST_SIZES:
+        return dict(TEST_SIZES[text])
+    keys: tuple[str, ...] = ("longest_edge",)
+    if ":" in text:
+        keys = ("shortest_edge", "longest_edge")
+    elif "x" in text:
+        keys = ("height", "width")
+    parts = text.replace("x", ":").split(":")
+    if len(parts) != len(keys) or not all(part.strip().isdigit() for part in parts):
+        raise ValueError(
+            f"unknown detector size {spec!r}: expected a preset ({', '.join(sorted(TEST_SIZES))}), N (long side), "
+            "S:L (short side, long side at most) or HxW (fixed)"
+        )
+    return check_size(dict(zip(keys, (int(part) for part in parts), strict=True)))
+
+
 # PIL modes holding more than 8 bits per pixel; Pillow's own RGB conversion would clip them at 255. Pillow
 # opens 16-bit PNG/TIFF as "I;16*" (older versions as "I").
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -195,16 +241,18 @@ def to_rgb_array(image: object, apply_exif_orientation: bool = True, name: str =
 class TcmImageProcessor(BaseImageProcessor):
     r"""Pre- and post-processing of TCM / DBNet text detection.
 
-    Calling it resizes each image keeping its aspect ratio (`size`: the short side to `shortest_edge` unless
-    the long side would exceed `longest_edge` -- mmdet's keep-ratio rule, bilinear as in OpenCV), normalises
-    RGB in 0-255 space with the DB mean/std, and pads at the bottom/right with zeros (after normalisation, as
+    Calling it resizes each image (`size`, bilinear as in OpenCV; by default keeping its aspect ratio: the
+    short side to `shortest_edge` unless the long side would exceed `longest_edge` -- mmdet's keep-ratio rule),
+    normalises RGB in 0-255 space with the DB mean/std, and pads at the bottom/right with zeros (after normalisation, as
     mmdet does) to a common size: the largest height and width of the batch rounded up to a multiple of
     `size_divisor`. The official pipeline pads every image alone; given the original sizes, post-processing
     therefore only looks at each image's own padded area, so batching does not change results.
 
     Args:
         do_resize: resize to `size` (off for images already at training size, e.g. 640x640 crops).
-        size: `{"shortest_edge": int, "longest_edge": int}`.
+        size: `{"shortest_edge": int, "longest_edge": int}` (the official test scales, `TEST_SIZES`),
+            `{"longest_edge": int}` (ratio kept, long side to that length) or `{"height": int, "width": int}`
+            (fixed size); also a call-time argument. `parse_size` reads the short text forms.
         size_divisor: padded sizes are multiples of it (the network's stride, 32).
         do_normalize, image_mean, image_std: normalisation in 0-255 space.
         apply_exif_orientation: rotate PIL images by their EXIF orientation. The official data loader ignores
@@ -237,9 +285,7 @@ class TcmImageProcessor(BaseImageProcessor):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        size = dict(TEST_SIZES["icdar2015"] if size is None else size)
-        if set(size) != {"shortest_edge", "longest_edge"} or min(size.values()) < 1:
-            raise ValueError(f"size must be {{'shortest_edge': int, 'longest_edge': int}} (>= 1), got {size}")
+        size = check_size(TEST_SIZES["icdar2015"] if size is None else size)
         if size_divisor < 1:
             raise ValueError(f"size_divisor must be >= 1, got {size_divisor}")
         if len(image_mean) != 3 or len(image_std) != 3 or min(image_std) <= 0:
@@ -296,10 +342,15 @@ class TcmImageProcessor(BaseImageProcessor):
     def get_resized_size(
         self, height: int, width: int, size: Mapping[str, int] | None = None
     ) -> tuple[int, int]:
-        """(height, width) after the keep-ratio resize: mmcv's `rescale_size` (scale factor
-        min(longest / long side, shortest / short side), sides rounded half up), at least 1 px."""
+        """(height, width) after the resize `size` (default the processor's) describes: a fixed size as given;
+        keep-ratio as mmcv's `rescale_size` (scale factor min(longest / long side, shortest / short side), or
+        longest / long side alone, sides rounded half up), at least 1 px."""
         size = self.size if size is None else size
-        scale = min(size["longest_edge"] / max(height, width), size["shortest_edge"] / min(height, width))
+        if "height" in size:
+            return size["height"], size["width"]
+        scale = size["longest_edge"] / max(height, width)
+        if "shortest_edge" in size:
+            scale = min(scale, size["shortest_edge"] / min(height, width))
         return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
     def _check_size(self, image: object, name: str) -> None:
@@ -336,7 +387,7 @@ class TcmImageProcessor(BaseImageProcessor):
         if return_tensors not in ("pt", None):
             raise ValueError(f"only return_tensors='pt' is supported, got {return_tensors!r}")
         do_resize = self.do_resize if do_resize is None else do_resize
-        size = self.size if size is None else size
+        size = self.size if size is None else check_size(size)
         exif = self.apply_exif_orientation if apply_exif_orientation is None else apply_exif_orientation
         batch = list(images) if isinstance(images, list | tuple) else [images]
         if isinstance(images, torch.Tensor | np.ndarray) and images.ndim == 4:

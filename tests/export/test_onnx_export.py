@@ -8,22 +8,18 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 pytest.importorskip("onnxruntime", reason="the ONNX export tests need the [onnx] extra (onnxruntime)")
 pytest.importorskip("onnxscript", reason="the ONNX export tests need the [onnx] extra (onnxscript)")
 
 from scenetext.cli.main import main
-from scenetext.export.onnx_export import (
-    INT8_ONNX_FILE,
-    REPORT_FILE,
-    export_detector,
-    export_recognizer,
-    quantize_int8,
-)
+from scenetext.export.onnx_export import REPORT_FILE, export_detector, export_recognizer
+from scenetext.export.quantization import quantize_detector_int8, quantize_int8
 from scenetext.modeling.clip4str import Clip4StrConfig, Clip4StrForSceneTextRecognition
 from scenetext.modeling.tcm import TcmForSceneTextDetection
 from scenetext.pipelines.crop_recognition import recognize_crops
-from scenetext.pipelines.onnx_backend import OnnxDetector, OnnxRecognizer
+from scenetext.pipelines.onnx_backend import INT8_ONNX_FILE, OnnxDetector, OnnxRecognizer
 from scenetext.processors.clip4str import (
     Clip4StrImageProcessor,
     Clip4StrProcessor,
@@ -89,9 +85,33 @@ def test_detector_export_dynamic_sizes(tmp_path):
     received = OnnxDetector(tmp_path / "onnx")(pixel_values).prob_map
     torch.testing.assert_close(received, expected, atol=1e-3, rtol=0)
 
+    rng = np.random.default_rng(0)
+    calibration = [rng.integers(0, 256, (40 + 20 * index, 90, 3), dtype=np.uint8) for index in range(3)]
+    path = quantize_detector_int8(tmp_path / "onnx", calibration)
+    import onnx  # installed with onnxscript
+
+    graph = onnx.load(path).graph
+    producers = {output: node.op_type for node in graph.node for output in node.output}
+    convolutions = [node for node in graph.node if node.op_type in ("Conv", "ConvTranspose")]
+    int8_weights = [node.name for node in convolutions if producers.get(node.input[1]) == "DequantizeLinear"]
+    # the backbone's convolutions read int8 weights; the head's last transposed convolution stays float
+    assert len(int8_weights) > len(convolutions) // 2
+    assert convolutions[-1].op_type == "ConvTranspose" and convolutions[-1].name not in int8_weights
+    int8_map = OnnxDetector(tmp_path / "onnx", INT8_ONNX_FILE)(pixel_values).prob_map
+    assert int8_map.shape == expected.shape and float((int8_map - expected).abs().mean()) < 0.05
+
 
 def test_export_command(tmp_path, capsys):
     folder = save_tiny_detector(tmp_path / "detector")
     assert main(["export", "detector", str(folder), str(tmp_path / "onnx")]) == 0
     assert "model.onnx" in capsys.readouterr().out
+    images = tmp_path / "calibration"
+    images.mkdir()
+    for index in range(2):
+        Image.new("RGB", (60 + 10 * index, 40), (40 * index, 90, 200)).save(images / f"{index}.png")
+    command = ["export", "detector", str(folder), str(tmp_path / "onnx-int8"), "--int8"]
+    assert main([*command, "--calibration", str(images)]) == 0
+    assert f"static int8 quantisation calibrated on 2 images of {images}" in capsys.readouterr().out
+    assert (tmp_path / "onnx-int8" / INT8_ONNX_FILE).is_file()
+    assert main(["export", "detector", str(folder), str(tmp_path / "x"), "--calibration", str(images)]) == 2
     assert main(["export", "detector", str(tmp_path / "missing"), str(tmp_path / "x")]) == 2

@@ -51,14 +51,16 @@ MODEL_FILES = {
     ],
 }
 PIPELINE_FILES = {
-    "clip4str": ["image_loading.py", "pipeline_clip4str.py"],
+    "clip4str": ["image_loading.py", "onnx_backend.py", "pipeline_clip4str.py"],
     "tcm": [
         "crop_recognition.py",
         "cropping_ocr.py",
         "image_loading.py",
+        "onnx_backend.py",
         "pipeline_ocr.py",
         "pipeline_tcm.py",
         "reading_order_ocr.py",
+        "tiled_detection.py",
     ],
 }
 CLIP4STR_FILES = sorted(MODEL_FILES["clip4str"] + PIPELINE_FILES["clip4str"])

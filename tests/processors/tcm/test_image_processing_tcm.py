@@ -11,10 +11,12 @@ from safetensors.numpy import load_file
 
 from scenetext.processors.tcm import (
     POST_PROCESSING_PRESETS,
+    TEST_SIZES,
     TcmImageProcessor,
     extract_text_boundaries,
     extract_text_boundaries_per_contour,
     make_db_targets,
+    parse_size,
 )
 
 TARGET_KEYS = {
@@ -266,6 +268,67 @@ def test_long_side_cap_and_tiny_images():
     batch = processor(Image.new("L", (1, 1), 77))
     assert batch["pixel_values"].shape == (1, 3, 128, 128)
     torch.testing.assert_close(batch["pixel_values"][0, :, 50, 50], _normalized(processor, [77, 77, 77]))
+
+
+def test_size_forms_resize_a_photo_and_a_strip():
+    keep_ratio_long_side = TcmImageProcessor(size={"longest_edge": 1280})
+    assert keep_ratio_long_side.get_resized_size(720, 1280) == (720, 1280)
+    assert keep_ratio_long_side.get_resized_size(3000, 4000) == (960, 1280)
+    assert keep_ratio_long_side.get_resized_size(50, 10000) == (6, 1280)
+    fixed = TcmImageProcessor(size={"height": 736, "width": 1280})  # MhLiao/DB's ICDAR 2015 test resize
+    assert fixed.get_resized_size(720, 1280) == (736, 1280)
+    assert fixed.get_resized_size(100, 40) == (736, 1280)
+    batch = fixed(np.zeros((100, 40, 3), np.uint8))
+    assert batch["pixel_values"].shape == (1, 3, 736, 1280) and batch["resized_sizes"].tolist() == [
+        [736, 1280]
+    ]
+    # a call-time size overrides the processor's and is saved with neither
+    official = TcmImageProcessor()
+    batch = official(np.zeros((720, 1280, 3), np.uint8), size={"longest_edge": 640})
+    assert batch["resized_sizes"].tolist() == [[360, 640]] and official.size == TEST_SIZES["icdar2015"]
+
+
+def test_size_round_trips_through_the_saved_config(tmp_path):
+    TcmImageProcessor(size={"longest_edge": 1536}).save_pretrained(tmp_path)
+    loaded = TcmImageProcessor.from_pretrained(tmp_path)
+    assert loaded.size == {"longest_edge": 1536} and loaded.get_resized_size(768, 1024) == (1152, 1536)
+
+
+@pytest.mark.parametrize(
+    ("spec", "size"),
+    [
+        ("icdar2015", {"shortest_edge": 1024, "longest_edge": 4068}),
+        ("TotalText", {"shortest_edge": 800, "longest_edge": 2944}),
+        ("1280", {"longest_edge": 1280}),
+        ("1024:4068", {"shortest_edge": 1024, "longest_edge": 4068}),
+        ("736x1280", {"height": 736, "width": 1280}),
+    ],
+)
+def test_parse_size_reads_the_text_forms(spec, size):
+    assert parse_size(spec) == size
+
+
+@pytest.mark.parametrize("spec", ["big", "1280x", "1:2:3", "0", "-5", "12.5"])
+def test_parse_size_names_the_forms_it_accepts(spec):
+    with pytest.raises(ValueError, match=r"(unknown detector size|>= 1).*"):
+        parse_size(spec)
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        {"shortest_edge": 100},
+        {"height": 10},
+        {"longest_edge": 0},
+        {"longest_edge": 2.5},
+        {"width": 5, "x": 1},
+    ],
+)
+def test_malformed_sizes_are_refused(size):
+    with pytest.raises(ValueError, match="size"):
+        TcmImageProcessor(size=size)
+    with pytest.raises(ValueError, match="size"):
+        TcmImageProcessor()(np.zeros((8, 8, 3), np.uint8), size=size)
 
 
 def test_batch_of_different_sizes_pads_to_a_common_multiple_of_32():

@@ -1,0 +1,1 @@
+../../../pipelines/tiled_detection.py
