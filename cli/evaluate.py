@@ -15,7 +15,7 @@ from scenetext.modeling.device_options import add_device_arguments
 
 # The recognition protocols' names; `metrics.recognition.PROTOCOL_CHARSETS` (whose module imports torch, which
 # building the parser must not) holds their charsets, and a test keeps the two equal.
-PROTOCOLS = ("36", "62", "94")
+PROTOCOLS = ("36", "62", "94", "full")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -50,7 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--protocol",
         choices=PROTOCOLS,
         default="36",
-        help="test charset: 36 lowercase alphanumeric (default), 62 case-sensitive, 94 printable ASCII",
+        help="test charset: 36 lowercase alphanumeric (default), 62 case-sensitive, 94 printable ASCII, full: "
+        "the model's own charset, case-sensitive (other scripts; a folder of crops)",
     )
     recognizer.add_argument("--batch-size", type=int, default=512)
     add_device_arguments(recognizer, int8=True)
@@ -131,6 +132,7 @@ def run_recognizer(args: argparse.Namespace) -> int:
         evaluate_recognizer_on_benchmarks,
         evaluate_recognizer_on_folder,
         load_recognizer,
+        recognizer_charset,
         score_prediction_file,
     )
     from scenetext.evaluation.reports import write_json
@@ -145,14 +147,20 @@ def run_recognizer(args: argparse.Namespace) -> int:
         raise UsageError(f"--benchmarks selects LMDB benchmarks; {args.data} is a folder of labelled crops")
     # Evaluation reads the user's files and records throughout; what they get wrong is raised as ValueError
     # or FileNotFoundError naming the file or record.
+    if args.protocol == "full" and not labelled_folder:
+        raise UsageError(
+            "--protocol full compares on the model's own charset: give --model and a folder of crops with a "
+            "labels.txt (the LMDB benchmarks are ASCII: 36, 62 or 94)"
+        )
     with user_mistakes():
         if args.predictions is not None:
             report = score_prediction_file(args.predictions, args.protocol)
         else:
             predict = load_recognizer(args.model, args.device, args.dtype)
             if labelled_folder:
+                charset = recognizer_charset(args.model) if args.protocol == "full" else None
                 report = evaluate_recognizer_on_folder(
-                    predict, args.data, args.protocol, args.batch_size, model_name=args.model
+                    predict, args.data, args.protocol, args.batch_size, model_name=args.model, charset=charset
                 )
             else:
                 report = evaluate_recognizer_on_benchmarks(

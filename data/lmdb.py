@@ -158,6 +158,26 @@ def num_stored_records(database: str | Path) -> int | None:
         return None
 
 
+def read_lmdb_labels(roots: str | Path | Sequence[str | Path], limit: int | None = None) -> Iterator[str]:
+    """The raw labels of every database under ``roots`` (as `lmdb_recognition_dataset` finds them), without
+    reading an image: what building a charset from the data needs. Labels that are missing or not UTF-8 are
+    skipped (the dataset reports them as corrupt when it reads them). At most ``limit`` labels."""
+    roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    read = 0
+    for database in (database for root in roots for database in find_lmdb_databases(root)):
+        with _readonly_environment(database).begin() as transaction:
+            for index in range(1, (num_stored_records(database) or 0) + 1):
+                if limit is not None and read >= limit:
+                    return
+                raw_label = transaction.get(b"label-%09d" % index)
+                try:
+                    label = raw_label.decode("utf-8")
+                except (AttributeError, UnicodeDecodeError):
+                    continue
+                read += 1
+                yield label
+
+
 def _read_num_samples(database: Path, corrupt_records: CorruptRecordLog) -> int:
     num_samples = num_stored_records(database)
     if num_samples is None:

@@ -389,7 +389,8 @@ def _fonts(font_paths: tuple[str, ...], font_dirs: tuple[str, ...], charset: str
             raise FileNotFoundError(
                 f"no font under {', '.join(font_dirs)} can draw every character of {charset!r}"
             )
-    return available_fonts((*font_paths, *found))
+    # The built-in fonts too must draw the charset (Pillow's bundled one has no umlauts).
+    return available_fonts((*font_paths, *found), charset=charset)
 
 
 def _photos(background_dirs: tuple[str, ...]) -> tuple[str, ...]:

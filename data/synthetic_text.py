@@ -1,8 +1,10 @@
-"""What the synthetic images say: dictionary words in the casings of signs, and random strings."""
+"""What the synthetic images say: dictionary words in the casings of signs, and random strings, for any charset
+(scripts with and without letter case)."""
 
 from __future__ import annotations
 
 import functools
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,10 +37,11 @@ _WORD_LIST = """
 """
 WORDS = tuple(_WORD_LIST.split())
 
-# "number": digits and the charset's other uncased symbols, never mixed with letters.
-_CASINGS = ("lower", "upper", "title", "number")
-_LETTER_CASINGS = _CASINGS[:3]
-_CASING_WEIGHTS = tuple(zip(_CASINGS, (0.4, 0.27, 0.21, 0.12), strict=True))
+# "caseless": letters of scripts without case (kana, CJK, Arabic, Hebrew, Thai, ...), written as they are.
+# "number": digits and the charset's other symbols that are not letters, never mixed with letters.
+_CASINGS = ("lower", "upper", "title", "caseless", "number")
+_LETTER_CASINGS = _CASINGS[:4]
+_CASING_WEIGHTS = tuple(zip(_CASINGS, (0.4, 0.27, 0.21, 0.4, 0.12), strict=True))
 
 
 @dataclass(frozen=True)
@@ -46,19 +49,21 @@ class TextSampling:
     """How synthetic texts are drawn.
 
     Attributes:
-        charset: the characters a text may contain (the fonts must be able to draw them; the built-in ones
-            cover printable ASCII). Dictionary words are mapped onto it with the CLIP4STR charset adapter (a
-            lowercase-only charset lowercases them, other characters are removed).
+        charset: the characters a text may contain, of any script (the fonts must be able to draw them; the
+            built-in ones cover printable ASCII, and `SyntheticWordConfig` can pick fonts by coverage). Dictionary
+            words are mapped onto it with the CLIP4STR charset adapter (a lowercase-only charset lowercases them);
+            a word that would lose a character to it (an "ß" for a charset without one) is redrawn, not cut.
         min_length / max_length: length range of every text; dictionary words outside it are redrawn.
-        word_probability: share of texts taken from `WORDS` rather than random strings.
-        words: the dictionary; `WORDS` by default.
-        words_file: a word list (one word per line, e.g. ``/usr/share/dict/words``) used instead of ``words``.
+        word_probability: share of texts taken from the dictionary rather than random strings.
+        words: the dictionary; `WORDS` (English shop-sign words) by default.
+        words_file: a UTF-8 text file with one dictionary entry per line (blank lines skipped), read instead of
+            `words` (e.g. ``/usr/share/dict/words``): the way to give a dictionary of another language.
 
     Words and random strings alike are written in one casing: lower, UPPER or Title, as far as the charset
-    has letters of that case; random strings of the "number" kind hold the charset's uncased characters
-    (digits, symbols) only. Mixing cases or letters and digits character by character would make ``I``/``l``,
-    ``O``/``0`` and ``S``/``5`` unreadable even for people, and leave a recognizer an error floor no training
-    removes.
+    has letters of that case, or as they are for letters without case; random strings of the "number" kind hold
+    the charset's characters that are not letters (digits, symbols) only. Mixing cases or letters and digits
+    character by character would make ``I``/``l``, ``O``/``0`` and ``S``/``5`` unreadable even for people, and
+    leave a recognizer an error floor no training removes.
     """
 
     charset: str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -69,6 +74,8 @@ class TextSampling:
     words_file: str | None = None
 
     def __post_init__(self) -> None:
+        if self.words_file is not None:
+            _read_words(self.words_file)  # a bad file fails here, not at the first sample
         if not self.charset.strip():
             raise ValueError("TextSampling.charset must contain at least one visible character")
         if not 1 <= self.min_length <= self.max_length:
@@ -98,10 +105,15 @@ class TextSampling:
         adapter = _charset_adapter(self.charset)
         words = _read_words(self.words_file) if self.words_file else self.words
         for _ in range(8):
-            word = adapter(getattr(words[int(rng.integers(len(words)))], casing)())
-            if self.min_length <= len(word) <= self.max_length:
+            cased = _write_in_casing(words[int(rng.integers(len(words)))], casing)
+            word = adapter(cased)
+            if len(word) == len(cased) and self.min_length <= len(word) <= self.max_length:
                 return word
         return None
+
+
+def _write_in_casing(word: str, casing: str) -> str:
+    return word if casing == "caseless" else getattr(word, casing)()
 
 
 def _pick_casing(rng: np.random.Generator, alphabets: dict, kinds: tuple[str, ...]) -> str | None:
@@ -116,17 +128,20 @@ def _pick_casing(rng: np.random.Generator, alphabets: dict, kinds: tuple[str, ..
 
 @functools.lru_cache(maxsize=16)
 def _alphabets(charset: str) -> dict:
-    """The lowercase letters, uppercase letters and uncased characters of ``charset``, and the casings it allows."""
+    """The lowercase letters, uppercase letters, letters without case and other characters of ``charset``, and
+    the casings it allows."""
     # Blanks are left out so that every drawn character leaves ink (a space has no box of its own).
     visible = "".join(dict.fromkeys(character for character in charset if not character.isspace()))
+    cased = {character for character in visible if character.islower() or character.isupper()}
     alphabets = {
         "lower": "".join(character for character in visible if character.islower()),
         "upper": "".join(character for character in visible if character.isupper()),
+        "caseless": "".join(c for c in visible if c not in cased and unicodedata.category(c).startswith("L")),
         "number": "".join(
-            character for character in visible if not (character.islower() or character.isupper())
+            c for c in visible if c not in cased and not unicodedata.category(c).startswith("L")
         ),
     }
-    casings = {casing for casing in ("lower", "upper", "number") if alphabets[casing]}
+    casings = {casing for casing in ("lower", "upper", "caseless", "number") if alphabets[casing]}
     if {"lower", "upper"} <= casings:
         casings.add("title")
     return {**alphabets, "casings": casings}
@@ -134,10 +149,17 @@ def _alphabets(charset: str) -> dict:
 
 @functools.lru_cache(maxsize=4)
 def _read_words(path: str) -> tuple[str, ...]:
-    with open(path, encoding="utf-8") as file:
-        words = tuple(word for word in (line.strip() for line in file) if word)
+    """The entries of a UTF-8 word file, one per line, surrounding blanks removed and blank lines skipped; read
+    once per process (the config holds the path, so it pickles small to DataLoader workers)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            words = tuple(word for word in (line.strip() for line in file) if word)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"TextSampling.words_file: no file {path}") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"TextSampling.words_file: {path} is not UTF-8 text ({error})") from error
     if not words:
-        raise ValueError(f"the word list {path} is empty")
+        raise ValueError(f"TextSampling.words_file: the word list {path} is empty")
     return words
 
 

@@ -36,9 +36,19 @@ class Font:
     opencv_face: str | None = None
 
 
-def available_fonts(font_paths: Sequence[str | Path] = (), include_builtin: bool = True) -> tuple[Font, ...]:
+# A code point no font has a glyph for (plane 15, private use): what a font draws for it is its missing glyph,
+# whatever that looks like (a box for Pillow's font, "?" for OpenCV's faces).
+_UNDRAWABLE = "\U000f0000"
+
+
+def available_fonts(
+    font_paths: Sequence[str | Path] = (), include_builtin: bool = True, charset: str | None = None
+) -> tuple[Font, ...]:
     """The fonts to render with: the files in ``font_paths`` plus, with ``include_builtin``, Pillow's bundled
-    font and OpenCV's faces. Which OpenCV faces exist depends on its major version (see above)."""
+    font and OpenCV's faces. Which OpenCV faces exist depends on its major version (see above). With a
+    ``charset``, the built-in fonts that cannot draw all of it are left out (Pillow's bundled font has no "ä",
+    OpenCV 4's Hershey faces no letter beyond ASCII); the files are taken as given (choose them by coverage with
+    `scenetext.data.fonts`)."""
     fonts = []
     for path in font_paths:
         if not Path(path).is_file():
@@ -52,9 +62,29 @@ def available_fonts(font_paths: Sequence[str | Path] = (), include_builtin: bool
         else:
             fonts.extend(Font(opencv_face=face) for face in _HERSHEY_FACES)
             fonts.extend(Font(opencv_face=f"{face}-italic") for face in ("simplex", "complex"))
+        if charset is not None:
+            fonts = [font for font in fonts if font.path is not None or draws_every_character(font, charset)]
     if not fonts:
+        if charset is not None and include_builtin:
+            raise ValueError(
+                f"no font can draw every character of {charset!r}: no built-in font does; pass font files that "
+                "cover it (font_paths, or fonts found by coverage)"
+            )
         raise ValueError("no font to render with: pass font_paths or include_builtin=True")
     return tuple(fonts)
+
+
+@functools.lru_cache(maxsize=64)
+def draws_every_character(font: Font, charset: str) -> bool:
+    """Whether ``font`` has a glyph for every non-ASCII character of ``charset``: a character is missing when it
+    renders exactly as a code point no font has. This works for the built-in faces, whose character maps cannot
+    be read. Printable ASCII is not tested: every built-in font draws it, and OpenCV's missing glyph is "?"."""
+    missing = render_text_mask(_UNDRAWABLE, font, 24)
+    return not any(
+        np.array_equal(render_text_mask(character, font, 24), missing)
+        for character in dict.fromkeys(charset)
+        if not character.isascii() and not character.isspace()
+    )
 
 
 def render_text_mask(

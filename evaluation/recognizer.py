@@ -22,6 +22,7 @@ from scenetext.data.labelled_folder import LABELS_FILE, labelled_folder_dataset
 from scenetext.data.lmdb import find_lmdb_databases, lmdb_recognition_dataset, num_stored_records
 from scenetext.evaluation.metrics.recognition import (
     DEFAULT_PROTOCOL,
+    FULL_PROTOCOL,
     MAX_LABEL_LENGTH,
     RecognitionAccumulator,
     RecognitionScores,
@@ -47,11 +48,14 @@ def evaluate_recognition_samples(
     batch_size: int = 512,
     max_label_length: int = MAX_LABEL_LENGTH,
     description: str | None = None,
+    charset: str | None = None,
+    normalize_unicode: bool | str | None = None,
 ) -> RecognitionScores:
-    """Run `predict` over ``{"image", "label"}`` samples in batches and score them under `protocol`."""
+    """Run `predict` over ``{"image", "label"}`` samples in batches and score them under `protocol` (with
+    `charset` for the "full" protocol; `normalize_unicode` overrides the protocol's label normalisation)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    accumulator = RecognitionAccumulator(protocol, max_label_length)
+    accumulator = RecognitionAccumulator(protocol, max_label_length, charset, normalize_unicode)
     iterator = iter(samples)
     with tqdm(desc=description, unit="img") as progress:
         while batch := list(islice(iterator, batch_size)):
@@ -76,6 +80,11 @@ def evaluate_recognizer_on_benchmarks(
     the protocol's preprocessing removed are counted in `num_dropped`.
     """
     protocol = str(protocol)
+    if protocol == FULL_PROTOCOL:
+        raise ValueError(
+            'the LMDB benchmarks are ASCII: evaluate them with protocol 36, 62 or 94 ("full" is for a model\'s '
+            "own charset on a folder of crops)"
+        )
     charset = protocol_charset(protocol)
     discovery = discover_benchmarks(root, benchmarks)
     if not discovery.found:
@@ -114,23 +123,26 @@ def evaluate_recognizer_on_folder(
     protocol: str | int = DEFAULT_PROTOCOL,
     batch_size: int = 512,
     model_name: str | None = None,
+    charset: str | None = None,
 ) -> RecognitionReport:
     """Evaluate on the crops that ``<folder>/labels.txt`` lists (see `data.labelled_folder`), as one dataset
-    named after the folder.
+    named after the folder; `charset` is the model's, for the "full" protocol (other scripts).
 
     Evaluation is strict: a bad line of ``labels.txt`` or an undecodable crop is an error naming its line,
     since skipping it would change the accuracy. Labels the protocol drops count in `num_dropped`.
     """
     folder = Path(folder)
     samples = labelled_folder_dataset(folder, _StrictRecordLog())
-    scores = evaluate_recognition_samples(predict, samples, protocol, batch_size, description=folder.name)
+    scores = evaluate_recognition_samples(
+        predict, samples, protocol, batch_size, description=folder.name, charset=charset
+    )
     if scores.num_samples == 0:
         raise ValueError(
             f"every label of {folder / LABELS_FILE} was dropped by the {protocol}-character protocol "
             f"(empty under its charset or longer than {MAX_LABEL_LENGTH} characters)"
         )
     source = {"model": model_name or "<predict function>", "data": str(folder)}
-    return RecognitionReport(str(protocol), {folder.name or str(folder): scores}, source)
+    return RecognitionReport(str(protocol), {folder.name or str(folder): scores}, source, charset=charset)
 
 
 class _StrictRecordLog(CorruptRecordLog):
@@ -240,6 +252,13 @@ def load_recognizer(
     model = place_model(model, resolve_device(device), resolve_precision(dtype))
     processor = AutoProcessor.from_pretrained(str(model_path), trust_remote_code=True)
     return crop_predictor(model, processor)
+
+
+def recognizer_charset(model_path: str | Path) -> str:
+    """The charset a saved recognizer writes, from its tokenizer (an adapter folder's differs from its base's)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=True).charset
 
 
 def crop_predictor(model: Any, processor: Any) -> RecognitionPredictor:

@@ -6,7 +6,8 @@ integers. Keys present in every report: ``schema_version``, ``task``, ``source``
 
 Recognition (``task`` = ``"scene-text-recognition"``)::
 
-    protocol              "36" | "62" | "94"   (test charset size; 36 = case-insensitive alphanumeric)
+    protocol              "36" | "62" | "94" | "full"  (test charset size; 36 = case-insensitive alphanumeric;
+                                             full = the model's charset, case-sensitive)
     charset               the test charset itself
     datasets              {name: SCORES}, in table order
     groups                {group: {"title", "datasets": [evaluated members], "missing": [members not
@@ -103,6 +104,7 @@ class RecognitionReport:
     missing: list[str] = field(default_factory=list)
     # Per dataset, the corrupt records its source skipped, counted by reason (see `skip_reasons`).
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)
+    charset: str | None = None  # the model's, under the "full" protocol
 
     def __post_init__(self) -> None:
         if not self.datasets:
@@ -149,7 +151,7 @@ class RecognitionReport:
             "task": "scene-text-recognition",
             "source": self.source,
             "protocol": self.protocol,
-            "charset": protocol_charset(self.protocol),
+            "charset": protocol_charset(self.protocol, self.charset),
             **recognition_scores_dict(combine(list(self.datasets.values()))),
             **self.skipped_counts(list(self.datasets)),
             "datasets": {
@@ -160,13 +162,18 @@ class RecognitionReport:
             "missing": self.missing,
         }
 
+    def _protocol_name(self) -> str:
+        if self.charset is not None:
+            return f"full {len(self.charset)}-character charset, case-sensitive"
+        return f"{self.protocol}-character protocol"
+
     def format_tables(self) -> str:
         """parseq's `test.py` tables: one per group, each closed by its sample-weighted Combined row."""
         blocks = []
         for group, evaluated, missing in self.table_groups():
             title = GROUP_TITLES.get(group, group.capitalize())
             rows = [(name, self.datasets[name]) for name in evaluated]
-            lines = [f"{title} ({self.protocol}-character protocol):", *_recognition_table(rows)]
+            lines = [f"{title} ({self._protocol_name()}):", *_recognition_table(rows)]
             if missing:
                 lines.append(f"(not evaluated: {', '.join(missing)})")
             blocks.append("\n".join(lines))

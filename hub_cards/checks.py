@@ -100,6 +100,12 @@ def check_model_folder(folder: str | Path) -> ModelKind:
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder {folder} does not exist")
     config_path = folder / "config.json"
+    if not config_path.is_file() and (folder / "adapter_config.json").is_file():
+        raise ValueError(
+            f"{folder} is a PEFT adapter folder: publish a plain folder made with "
+            "scenetext.training.adapters.merge_adapter, or upload the adapter as it is with "
+            "huggingface_hub.upload_folder once its adapter_config.json names the base model by Hub id"
+        )
     if not config_path.is_file():
         raise FileNotFoundError(
             f"{folder}: config.json is missing (expected a folder written by save_pretrained)"

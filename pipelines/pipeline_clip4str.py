@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -37,6 +38,35 @@ class SceneTextRecognitionPipeline(Pipeline):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # the model may be an `OnnxRecognizer` (an exported folder, run by ONNX Runtime on the CPU)
         super().__init__(*args, **on_backend_device(args, kwargs))
+        self._use_adapter_processor()
+        self._match_charset()
+
+    def _use_adapter_processor(self) -> None:
+        """For a PEFT adapter folder (`pipeline(model=ADAPTER)`), transformers loads the processor of the base
+        model named in `adapter_config.json`; the one saved beside the adapter is what it was trained with (its
+        charset, onto which the model resized itself, and its image normalisation)."""
+        adapter = getattr(self.model, "adapter_name_or_path", None)
+        if adapter is None or self.processor.tokenizer.name_or_path != self.model.name_or_path:
+            return  # no adapter, or a processor that is not the base folder's (the caller chose it)
+        # An adapter saved without its processor keeps the base's, with the model's charset (below).
+        with contextlib.suppress(OSError):
+            self.processor = type(self.processor).from_pretrained(adapter)
+
+    def _match_charset(self) -> None:
+        """Decode with the characters the model writes, also when the processor came from elsewhere than the
+        model's adapter (see above)."""
+        config = getattr(self.model, "config", None)  # an `OnnxRecognizer` has none: its folder is one piece
+        if config is None:
+            return
+        tokenizer = self.processor.tokenizer
+        charset = config.charset
+        if tokenizer.charset != charset:
+            self.processor.tokenizer = type(tokenizer)(
+                charset=charset,
+                max_label_length=tokenizer.max_label_length,
+                normalize=tokenizer.normalize,
+                normalize_unicode=getattr(tokenizer, "normalize_unicode", True),
+            )
 
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
         return super().__call__(split_image_batch(inputs), **kwargs)

@@ -7,6 +7,11 @@ The semantics are parseq's test step (`strhub/models/base.py` `_eval_step`), whi
   counted nowhere;
 * predictions go through the charset adapter only;
 * a word is correct on exact equality, NED follows ICDAR 2019 (edit distance / longer length).
+
+Other scripts: the "full" protocol compares case-sensitively on a charset of the caller's (the model's): no case
+folding, characters outside the charset removed, and labels normalised to NFC instead of folded to ASCII (which
+would erase them). The Unicode normalisation is an explicit option of every protocol (`normalize_unicode`:
+"ascii" = the official NFKD-to-ASCII folding, the default of 36/62/94; "NFC", "NFKC", "NFD", "NFKD", "none").
 """
 
 from __future__ import annotations
@@ -17,7 +22,11 @@ from dataclasses import dataclass
 
 from rapidfuzz.distance import Levenshtein
 
-from scenetext.processors.clip4str.tokenization_clip4str import CharsetAdapter, preprocess_label
+from scenetext.processors.clip4str.tokenization_clip4str import (
+    CharsetAdapter,
+    normalize_label,
+    unicode_normalization,
+)
 
 # The three test charsets of parseq's `test.py`: default, `--cased`, `--cased --punctuation`.
 PROTOCOL_CHARSETS: dict[str, str] = {
@@ -25,16 +34,32 @@ PROTOCOL_CHARSETS: dict[str, str] = {
     "62": string.digits + string.ascii_lowercase + string.ascii_uppercase,
     "94": string.digits + string.ascii_lowercase + string.ascii_uppercase + string.punctuation,
 }
+# The protocol for any other charset (other scripts, accents): the charset is given by the caller.
+FULL_PROTOCOL = "full"
 DEFAULT_PROTOCOL = "36"
 MAX_LABEL_LENGTH = 25
 
 
-def protocol_charset(protocol: str | int) -> str:
-    """The test charset of a protocol named by its size (36, 62 or 94)."""
-    charset = PROTOCOL_CHARSETS.get(str(protocol))
-    if charset is None:
-        raise ValueError(f"unknown recognition protocol {protocol!r}; expected one of 36, 62, 94")
-    return charset
+def protocol_charset(protocol: str | int, charset: str | None = None) -> str:
+    """The test charset of a protocol named by its size (36, 62 or 94), or `charset` for the "full" protocol."""
+    if str(protocol) == FULL_PROTOCOL:
+        if not charset:
+            raise ValueError('the "full" recognition protocol needs the charset to compare on (the model\'s)')
+        return charset
+    if charset is not None:
+        raise ValueError(f'protocol {protocol!r} has its own charset; a charset is only taken by "full"')
+    known = PROTOCOL_CHARSETS.get(str(protocol))
+    if known is None:
+        raise ValueError(f"unknown recognition protocol {protocol!r}; expected one of 36, 62, 94, full")
+    return known
+
+
+def protocol_normalization(protocol: str | int, normalize_unicode: bool | str | None = None) -> str:
+    """The Unicode normalisation of labels under `protocol`: `normalize_unicode` when given, else the official
+    NFKD-to-ASCII folding for 36/62/94 and NFC for "full"."""
+    if normalize_unicode is None:
+        return "NFC" if str(protocol) == FULL_PROTOCOL else "ascii"
+    return unicode_normalization(normalize_unicode)
 
 
 @dataclass
@@ -90,15 +115,25 @@ class RecognitionScores:
 class RecognitionAccumulator:
     """Scores batches of predictions against raw ground-truth labels under one protocol."""
 
-    def __init__(self, protocol: str | int = DEFAULT_PROTOCOL, max_label_length: int = MAX_LABEL_LENGTH):
-        self.charset = protocol_charset(protocol)
-        self.adapt = CharsetAdapter(self.charset)
+    def __init__(
+        self,
+        protocol: str | int = DEFAULT_PROTOCOL,
+        max_label_length: int = MAX_LABEL_LENGTH,
+        charset: str | None = None,
+        normalize_unicode: bool | str | None = None,
+    ):
+        self.charset = protocol_charset(protocol, charset)
+        self.normalize_unicode = protocol_normalization(protocol, normalize_unicode)
+        self.adapt = CharsetAdapter(self.charset, fold_case=str(protocol) != FULL_PROTOCOL)
         self.max_label_length = max_label_length
         self.scores = RecognitionScores()
 
     def prepare_label(self, label: str) -> str | None:
         """The ground truth as compared, or None when the official pipeline drops the sample."""
-        return preprocess_label(label, self.charset, self.max_label_length)
+        label = normalize_label(label, normalize_unicode=self.normalize_unicode)
+        if len(label) > self.max_label_length:
+            return None
+        return self.adapt(label) or None
 
     def update(
         self,
@@ -136,8 +171,11 @@ def score_recognition(
     protocol: str | int = DEFAULT_PROTOCOL,
     confidences: Sequence[float] | None = None,
     max_label_length: int = MAX_LABEL_LENGTH,
+    charset: str | None = None,
+    normalize_unicode: bool | str | None = None,
 ) -> RecognitionScores:
-    """Score predictions against raw ground-truth labels under a protocol (36, 62 or 94 characters)."""
-    accumulator = RecognitionAccumulator(protocol, max_label_length)
+    """Score predictions against raw ground-truth labels under a protocol (36, 62 or 94 characters, or "full"
+    with `charset`); `normalize_unicode` overrides the protocol's Unicode normalisation of labels."""
+    accumulator = RecognitionAccumulator(protocol, max_label_length, charset, normalize_unicode)
     accumulator.update(predictions, labels, confidences)
     return accumulator.scores

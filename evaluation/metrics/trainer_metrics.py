@@ -31,7 +31,8 @@ def recognition_compute_metrics(processor, protocol: str | int = DEFAULT_PROTOCO
 
     Args:
         processor: the recognizer's `Clip4StrProcessor`.
-        protocol: the test charset, 36, 62 or 94.
+        protocol: the test charset, 36, 62 or 94, or "full": the tokenizer's charset, case-sensitive, with its
+            Unicode normalisation (other scripts).
     """
     metric = load_metric(RECOGNITION_METRIC)
     tokenizer = processor.tokenizer
@@ -44,6 +45,14 @@ def recognition_compute_metrics(processor, protocol: str | int = DEFAULT_PROTOCO
         # Trainer pads label batches of different lengths with -100.
         label_ids = np.where(evaluation.label_ids == -100, tokenizer.pad_token_id, evaluation.label_ids)
         references = tokenizer.batch_decode(label_ids.tolist(), skip_special_tokens=True)
+        if str(protocol) == "full":
+            return metric.compute(
+                predictions=predictions,
+                references=references,
+                protocol=protocol,
+                charset=tokenizer.charset,
+                normalize_unicode=getattr(tokenizer, "normalize_unicode", None),
+            )
         return metric.compute(predictions=predictions, references=references, protocol=protocol)
 
     return compute_metrics

@@ -1,4 +1,4 @@
-from .configuration_clip4str import PRESETS, Clip4StrConfig
+from .configuration_clip4str import CHARSET_36, CHARSET_94, PRESETS, Clip4StrConfig
 from .modeling_clip4str import (
     Clip4StrDecodingOptions,
     Clip4StrForSceneTextRecognition,
@@ -7,6 +7,8 @@ from .modeling_clip4str import (
 )
 
 __all__ = [
+    "CHARSET_36",
+    "CHARSET_94",
     "PRESETS",
     "Clip4StrConfig",
     "Clip4StrDecodingOptions",

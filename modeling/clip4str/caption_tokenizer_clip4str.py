@@ -1,9 +1,9 @@
 """The predicted caption of CLIP4STR's cross-modal branch as CLIP BPE ids, computed on tensors.
 
-The cross-modal branch turns every prediction into CLIP BPE ids. Captions only hold printable ASCII (the caption
-charset is validated), so each character is one byte-level token and the whole tokenizer — the word split of
-CLIP's pre-tokenizer regex and the merges — can run batched on the model's device, with the merge table stored
-in the weights. That keeps a checkpoint folder self-contained and decoding free of Python work per sample.
+The cross-modal branch turns every prediction into CLIP BPE ids. Every caption character maps to a fixed
+sequence of byte-level tokens (its UTF-8 bytes: one for ASCII, up to four for other scripts) and a class of
+CLIP's pre-tokenizer regex (letter, number, other), so the whole tokenizer — the word split and the merges — can
+run batched on the model's device, with the merge table stored in the weights. That keeps a checkpoint folder self-contained and decoding free of Python work per sample.
 
 The merge table comes from CLIP's own files; the readers for them live here too.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,6 +48,26 @@ def _clip_byte_tokens() -> list[str]:
 def _ascii_token_id(char: str, end_of_word: bool) -> int:
     # Printable ASCII bytes come first in the byte-to-unicode table, in order, from "!".
     return ord(char) - ord("!") + (_CLIP_NUM_BYTE_TOKENS if end_of_word else 0)
+
+
+def _byte_token_ids() -> list[int]:
+    """CLIP's token id of each byte value 0..255 (its position in the byte-to-unicode table)."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    order = printable + [byte for byte in range(256) if byte not in printable]
+    ids = [0] * 256
+    for position, byte in enumerate(order):
+        ids[byte] = position
+    return ids
+
+
+def _regex_class(character: str) -> int:
+    """The class of CLIP's pre-tokenizer regex: 0 letter (`\\p{L}`), 1 number (`\\p{N}`), 2 anything else."""
+    category = unicodedata.category(character)
+    return 0 if category.startswith("L") else 1 if category.startswith("N") else 2
 
 
 def clip_bpe_merge_table(
@@ -113,7 +134,10 @@ class Clip4StrCaptionTokenizer(nn.Module):
 
     Reproduces the official path exactly: argmax ids -> text cut at the first "[E]" -> charset adapter of the
     caption charset -> CLIP tokenizer (lower-casing, regex word split, byte-level BPE) -> [SOT] tokens [EOT],
-    zero-padded to the context length, truncation keeping [EOT] in the last slot.
+    zero-padded to the context length, truncation keeping [EOT] in the last slot. Any script may be in the caption
+    charset; two steps of CLIP's text cleaning are not reproduced, as they rewrite no character of an ordinary
+    charset: ftfy's repairs (curly quotes, ligatures and full-width forms made plain) and a lower case of more
+    than one character ("İ"), of which the first is kept.
     """
 
     def __init__(self, config: Clip4StrConfig) -> None:
@@ -127,42 +151,49 @@ class Clip4StrCaptionTokenizer(nn.Module):
         self.register_buffer("bpe_pair_keys", torch.zeros(num_merges, dtype=torch.int64))
         self.register_buffer("bpe_pair_ranks", torch.zeros(num_merges, dtype=torch.int32))
 
-        self.charset = config.charset
         self.caption_charset = config.caption_charset
-        # Lookup tables derived from the config (not saved); `reset_lookup_tables` fills them, also after loading.
-        self.register_buffer(
-            "byte_token_of_id", torch.empty(config.num_decoder_tokens, dtype=torch.int64), persistent=False
-        )
-        self.register_buffer("class_of_byte_token", torch.empty(94, dtype=torch.int64), persistent=False)
-        self.reset_lookup_tables()
+        self.set_charset(config.charset)
         self.apostrophe = _ascii_token_id("'", end_of_word=False)
         self.contraction_tokens = [
             [_ascii_token_id(c, False) for c in suffix] for suffix in _CLIP_CONTRACTIONS
         ]
 
+    def set_charset(self, charset: str) -> None:
+        """Read decoder ids of `charset` (`[E]`, the charset, `[B]`, `[P]`), as after
+        `Clip4StrForSceneTextRecognition.resize_charset`."""
+        self.charset = charset
+        # Lookup tables derived from the config (not saved); `reset_lookup_tables` fills them, also after loading.
+        # Per decoder id: the byte tokens of its caption character, -1-padded to the longest (columns), and the
+        # character's regex class.
+        device = self.bpe_pair_keys.device
+        width = max([len(_caption_form(c, self.caption_charset).encode()) for c in charset] + [1])
+        self.register_buffer(
+            "byte_tokens_of_id",
+            torch.empty(len(charset) + 3, width, dtype=torch.int64, device=device),
+            persistent=False,
+        )
+        self.register_buffer(
+            "class_of_id", torch.empty(len(charset) + 3, dtype=torch.int64, device=device), persistent=False
+        )
+        self.reset_lookup_tables()
         # The official caption is a *string* cut at the first "[E]", so the three characters "[", "E", "]"
         # predicted in a row end it just like the [E] token does.
-        char_to_id = {char: index for index, char in enumerate(config.charset, start=1)}
+        char_to_id = {char: index for index, char in enumerate(charset, start=1)}
         self.literal_eos_ids = [char_to_id[c] for c in "[E]"] if all(c in char_to_id for c in "[E]") else None
 
     @torch.no_grad()
     def reset_lookup_tables(self) -> None:
-        # Per decoder token: the CLIP byte token its caption character becomes, or -1 when the caption charset
-        # drops it. CLIP lower-cases everything it reads, after the charset adapter decided what to keep.
-        caption_charset = self.caption_charset
-        lowercase_only = caption_charset == caption_charset.lower()
-        uppercase_only = caption_charset == caption_charset.upper()
-        byte_token = torch.full_like(self.byte_token_of_id, -1, device="cpu")
+        byte_ids = _byte_token_ids()
+        byte_tokens = torch.full_like(self.byte_tokens_of_id, -1, device="cpu")
+        classes = torch.full_like(self.class_of_id, 2, device="cpu")
         for index, char in enumerate(self.charset, start=1):
-            adapted = char.lower() if lowercase_only else char.upper() if uppercase_only else char
-            if len(adapted) == 1 and adapted in caption_charset:
-                byte_token[index] = _ascii_token_id(adapted.lower(), end_of_word=False)
-        self.byte_token_of_id.copy_(byte_token)
-        # Character classes of CLIP's pre-tokenizer over the 94 printable ASCII byte tokens: letter, digit, other.
-        ascii_chars = [chr(c) for c in range(ord("!"), ord("~") + 1)]
-        self.class_of_byte_token.copy_(
-            torch.tensor([0 if c.isalpha() else 1 if c.isdigit() else 2 for c in ascii_chars])
-        )
+            caption = _caption_form(char, self.caption_charset)
+            if caption:
+                encoded = [byte_ids[byte] for byte in caption.encode()]
+                byte_tokens[index, : len(encoded)] = torch.tensor(encoded, device="cpu")
+                classes[index] = _regex_class(caption)
+        self.byte_tokens_of_id.copy_(byte_tokens)
+        self.class_of_id.copy_(classes)
 
     @property
     def has_merges(self) -> bool:
@@ -179,8 +210,11 @@ class Clip4StrCaptionTokenizer(nn.Module):
             self.bpe_pair_keys.copy_(keys)
             self.bpe_pair_ranks.copy_(ranks)
 
-    def _cut_and_adapt(self, pred_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Byte tokens of each caption, left-aligned, and the caption lengths."""
+    def _cut_and_adapt(
+        self, pred_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Byte tokens of each caption, left-aligned, with their characters' regex classes and whether each is a
+        character's first byte; and the captions' lengths in bytes."""
         ends = pred_ids == self.eos_id
         if self.literal_eos_ids is not None and pred_ids.shape[1] >= 3:
             open_id, e_id, close_id = self.literal_eos_ids
@@ -189,19 +223,25 @@ class Clip4StrCaptionTokenizer(nn.Module):
             )
             ends[:, :-2] |= literal
         before_end = ends.cumsum(dim=1) == 0
-        tokens = self.byte_token_of_id[pred_ids]
-        keep = before_end & (tokens >= 0)
-        # A stable sort on "dropped" moves the kept characters to the front in their order.
+        tokens = self.byte_tokens_of_id[pred_ids]  # (batch, steps, bytes per character)
+        width = tokens.shape[2]
+        keep = (before_end[:, :, None] & (tokens >= 0)).flatten(1)
+        classes = self.class_of_id[pred_ids][:, :, None].expand(-1, -1, width).flatten(1)
+        first_byte = (torch.arange(width, device=pred_ids.device) == 0).expand_as(tokens).flatten(1)
+        tokens = tokens.flatten(1)
+        # A stable sort on "dropped" moves the kept bytes to the front in their order.
         order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices
-        return tokens.gather(1, order), keep.sum(dim=1)
+        return tokens.gather(1, order), classes.gather(1, order), first_byte.gather(1, order), keep.sum(dim=1)
 
-    def _word_starts(self, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Where CLIP's regex starts a new piece: letter runs, single digits, punctuation runs and the
-        contractions 's 't 're 've 'm 'll 'd, which the regex tries first at the start of a punctuation run."""
-        char_class = self.class_of_byte_token[tokens.clamp(min=0)]
+    def _word_starts(
+        self, tokens: torch.Tensor, char_class: torch.Tensor, first_byte: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        """Where CLIP's regex starts a new piece: letter runs, single numbers, runs of other characters and the
+        contractions 's 't 're 've 'm 'll 'd, which the regex tries first at the start of such a run. Pieces
+        start at a character's first byte."""
         previous_class = F.pad(char_class[:, :-1], (1, 0), value=-1)
-        starts = (char_class != previous_class) | (char_class == 1)
-        punctuation_start = (char_class == 2) & (previous_class != 2)
+        starts = first_byte & ((char_class != previous_class) | (char_class == 1))
+        punctuation_start = first_byte & (char_class == 2) & (previous_class != 2)
         length = tokens.shape[1]
         inside_contraction = torch.zeros_like(starts)
         after_contraction = torch.zeros_like(starts)
@@ -269,10 +309,10 @@ class Clip4StrCaptionTokenizer(nn.Module):
                 "The CLIP BPE merges of the cross-modal branch are not loaded: load a CLIP4STR checkpoint, build "
                 "the model with `from_clip`, or install open-clip-torch before creating a model from a config."
             )
-        tokens, lengths = self._cut_and_adapt(pred_ids)
+        tokens, char_class, first_byte, lengths = self._cut_and_adapt(pred_ids)
         batch, length = tokens.shape
         valid = torch.arange(length, device=tokens.device)[None, :] < lengths[:, None]
-        starts = self._word_starts(tokens, valid)
+        starts = self._word_starts(tokens, char_class, first_byte, valid)
         word_ids = torch.where(valid, starts.cumsum(dim=1) - 1, -1)
         word_ends = valid & F.pad(starts[:, 1:] | ~valid[:, 1:], (0, 1), value=True)
         tokens = torch.where(word_ends, tokens + _CLIP_NUM_BYTE_TOKENS, tokens)
@@ -286,6 +326,17 @@ class Clip4StrCaptionTokenizer(nn.Module):
         ids[:, 1 : body + 1] = pieces.clamp(min=0)
         ids.scatter_(1, (num_pieces + 1)[:, None], self.eot_id)
         return ids
+
+
+def _caption_form(character: str, caption_charset: str) -> str:
+    """What `character` becomes in a caption: the official charset adapter of the caption charset (case folded
+    for a caseless charset, removed when outside it), then CLIP's lower-casing; "" when it is dropped."""
+    lowercase_only = caption_charset == caption_charset.lower()
+    uppercase_only = caption_charset == caption_charset.upper()
+    adapted = character.lower() if lowercase_only else character.upper() if uppercase_only else character
+    if len(adapted) != 1 or adapted not in caption_charset:
+        return ""
+    return adapted.lower()[:1]
 
 
 __all__ = [

@@ -76,7 +76,8 @@ class Clip4StrConfig(PreTrainedConfig):
         charset (`str`): characters the decoders read and write; token ids are `[E]`=0, the charset in order,
             then `[B]` and `[P]`.
         caption_charset (`str`): the official `charset_test`; the predicted text is mapped onto it (lower-cased
-            when it has no capitals, other characters removed) before the CLIP text encoder reads it.
+            when it has no capitals, other characters removed) before the CLIP text encoder reads it. Any script
+            (CLIP's BPE reads UTF-8); with the default 36 characters a predicted "Größe" is read as "gre".
         max_label_length (`int`): longest label; decoding runs `max_label_length + 1` steps (the last one for [E]).
         decode_ar (`bool`): autoregressive decoding at inference (else one parallel pass).
         decode_fixed_steps (`bool`): always run every decoding step (no early stop once all samples emitted
@@ -139,11 +140,10 @@ class Clip4StrConfig(PreTrainedConfig):
                 )
         if len(set(self.charset)) != len(self.charset):
             raise ValueError(f"`charset` has repeated characters: {self.charset!r}")
-        if not self.caption_charset or any(c not in string.printable[:94] for c in self.caption_charset):
-            # The cross-modal branch tokenizes captions with CLIP's byte-level BPE on tensors, one token per
-            # character, which holds for printable ASCII only.
+        if not self.caption_charset or any(c.isspace() for c in self.caption_charset):
+            # CLIP's tokenizer splits captions at whitespace; the official captions never hold any.
             raise ValueError(
-                f"`caption_charset` must be non-empty printable ASCII without spaces, got {self.caption_charset!r}"
+                f"`caption_charset` must be non-empty and without whitespace, got {self.caption_charset!r}"
             )
         if self.projection_dim % self.decoder_num_heads:
             raise ValueError(

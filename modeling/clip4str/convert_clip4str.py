@@ -248,14 +248,20 @@ def convert_clip4str_checkpoint(
 
 
 def build_processor(
-    config: Clip4StrConfig, image_mean: tuple[float, ...], image_std: tuple[float, ...]
+    config: Clip4StrConfig,
+    image_mean: tuple[float, ...],
+    image_std: tuple[float, ...],
+    normalize_unicode: bool | str = True,
 ) -> Any:
-    """The processor matching a model config: its charset, label length and input size."""
+    """The processor matching a model config: its charset, label length and input size; `normalize_unicode`
+    is the labels' Unicode step (`Clip4StrTokenizer`)."""
     from scenetext.processors.clip4str import Clip4StrImageProcessor, Clip4StrProcessor, Clip4StrTokenizer
 
     height, width = as_pair(config.vision_config.image_size)
     image_processor = Clip4StrImageProcessor(
         size={"height": height, "width": width}, image_mean=list(image_mean), image_std=list(image_std)
     )
-    tokenizer = Clip4StrTokenizer(charset=config.charset, max_label_length=config.max_label_length)
+    tokenizer = Clip4StrTokenizer(
+        charset=config.charset, max_label_length=config.max_label_length, normalize_unicode=normalize_unicode
+    )
     return Clip4StrProcessor(image_processor=image_processor, tokenizer=tokenizer)

@@ -8,6 +8,7 @@ A Simple Baseline for Scene Text Recognition with Pre-trained Vision-Language Mo
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from transformers import CLIPTextModel, CLIPVisionConfig, CLIPVisionModel, PreTr
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, cached_file
 
 from .caption_tokenizer_clip4str import (
     Clip4StrCaptionTokenizer,
@@ -299,6 +300,38 @@ class Clip4StrDecoder(nn.Module):
                 )
         return self.head(self.norm(query))
 
+    @torch.no_grad()
+    def resize_charset(self, old_charset: str, new_charset: str) -> None:
+        """Character embedding and head for `new_charset` (see `Clip4StrForSceneTextRecognition.resize_charset`)."""
+        old_ids = {character: index for index, character in enumerate(old_charset, start=1)}
+        # Row sources in the new id order: [E], the charset (-1: a new character), [B], [P].
+        sources = [0, *(old_ids.get(c, -1) for c in new_charset), len(old_charset) + 1, len(old_charset) + 2]
+        self.text_embed = _resized_embedding(self.text_embed, sources, len(old_charset))
+        self.head = _resized_head(self.head, sources[:-2], len(old_charset))
+
+
+def _rows(weight: torch.Tensor, sources: list[int], num_characters: int) -> torch.Tensor:
+    """`weight` rows in `sources` order; a new character (-1) gets the mean of the old character rows."""
+    mean = weight[1 : num_characters + 1].mean(dim=0)
+    return torch.stack([weight[source] if source >= 0 else mean for source in sources])
+
+
+def _resized_embedding(embedding: nn.Embedding, sources: list[int], num_characters: int) -> nn.Embedding:
+    weight = embedding.weight
+    resized = nn.Embedding(len(sources), weight.shape[1], device=weight.device, dtype=weight.dtype)
+    resized.weight.copy_(_rows(weight, sources, num_characters))
+    resized.weight.requires_grad_(weight.requires_grad)
+    return resized
+
+
+def _resized_head(head: nn.Linear, sources: list[int], num_characters: int) -> nn.Linear:
+    weight = head.weight
+    resized = nn.Linear(weight.shape[1], len(sources), device=weight.device, dtype=weight.dtype)
+    resized.weight.copy_(_rows(weight, sources, num_characters))
+    resized.bias.copy_(_rows(head.bias[:, None], sources, num_characters)[:, 0])
+    resized.requires_grad_(weight.requires_grad)
+    return resized
+
 
 class Clip4StrDecoderCache:
     """Context keys/values of every decoder layer for autoregressive decoding, preallocated to `length`."""
@@ -510,7 +543,6 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         Keyword arguments set [`Clip4StrConfig`] fields (e.g. `charset`, `max_label_length`).
         """
         from transformers import CLIPModel
-        from transformers.utils import cached_file
 
         clip = CLIPModel.from_pretrained(name_or_path)
         model = cls(Clip4StrConfig.from_clip_config(clip.config, **config_kwargs))
@@ -535,6 +567,55 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
             )
         model.caption_tokenizer.load_merges(merges, vocab)
         return model
+
+    def resize_charset(self, charset: str) -> None:
+        """Read and write `charset` from now on: fine-tuning onto new characters (other languages, accents,
+        symbols).
+
+        Both decoders' character embeddings and heads get one row per character of `charset`, in its order.
+        A character the model already knows keeps its learnt rows, wherever it now sits; a new character starts
+        from the mean of the old characters' rows (embedding, head weight and head bias), so it begins as
+        "an average character": no stronger than the known ones, and separated from them by fine-tuning (its
+        targets alone differ). `[E]`, `[B]` and `[P]` keep their rows. `config.charset` and the caption
+        tokenizer's tables follow; the caption charset is unchanged (characters outside it are left out of the
+        captions, as before). The tokenizer must be rebuilt with the same charset
+        (`Clip4StrTokenizer(charset=charset, ...)`).
+        """
+        old_charset = self.config.charset
+        if charset == old_charset:
+            return
+        if not isinstance(charset, str) or not charset or len(set(charset)) != len(charset):
+            raise ValueError(
+                f"charset must be a non-empty string without repeated characters, got {charset!r}"
+            )
+        for decoder in (self.visual_decoder, self.cross_decoder):
+            decoder.resize_charset(old_charset, charset)
+        self.config.charset = charset
+        self.caption_tokenizer.set_charset(charset)
+
+    def load_adapter(self, peft_model_id: str | None = None, *args, **kwargs):
+        """transformers' `load_adapter` (what `from_pretrained(ADAPTER_FOLDER)` and `pipeline(model=ADAPTER_FOLDER)`
+        call on the base model), resizing the charset first when the adapter was trained onto another one: such
+        an adapter carries its charset in the tokenizer files saved beside it (`tokenizer_config.json`).
+        `adapter_name_or_path` keeps where the adapter came from: the pipelines read its processor."""
+        if peft_model_id is not None:
+            self.adapter_name_or_path = str(peft_model_id)
+            adapter_kwargs = kwargs.get("adapter_kwargs") or {}
+            download = {
+                k: adapter_kwargs[k] for k in ("revision", "token", "cache_dir") if k in adapter_kwargs
+            }
+            tokenizer_config = cached_file(
+                peft_model_id,
+                "tokenizer_config.json",
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+                **download,
+            )
+            if tokenizer_config is not None:
+                charset = json.loads(Path(tokenizer_config).read_text(encoding="utf-8")).get("charset")
+                if charset:
+                    self.resize_charset(charset)
+        return super().load_adapter(peft_model_id, *args, **kwargs)
 
     def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         vision = self.config.vision_config

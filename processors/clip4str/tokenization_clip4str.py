@@ -7,6 +7,7 @@ import json
 import os
 import re
 import unicodedata
+from collections.abc import Iterable
 from typing import ClassVar
 
 from transformers import PreTrainedTokenizer
@@ -19,18 +20,26 @@ DEFAULT_CHARSET = (
 VOCAB_FILES_NAMES = {"vocab_file": "vocab.json"}
 
 
+# Unicode normalisations of labels. "ascii" is the official pipeline (NFKD, then every non-ASCII code point
+# dropped: accents fall off and other scripts vanish), right for the ASCII protocols and wrong for any other
+# script; the Unicode normal forms keep every script ("NFC" composes "a" + combining diaeresis into one "ä", the
+# form fonts and keyboards produce); "none" leaves labels as stored.
+UNICODE_NORMALIZATIONS = ("ascii", "NFC", "NFKC", "NFD", "NFKD", "none")
+
+
 class CharsetAdapter:
     """Maps a text onto a target charset the way parseq / CLIP4STR do at training and test time.
 
     A charset without upper-case letters lower-cases the text first (and one without lower-case letters
     upper-cases it), then every character outside the charset is removed. This is how the 36-character
-    lowercase alphanumeric protocol ignores case and punctuation.
+    lowercase alphanumeric protocol ignores case and punctuation. `fold_case=False` skips the case step
+    (a case-sensitive comparison whatever the charset holds, as the "full" evaluation protocol wants).
     """
 
-    def __init__(self, charset: str) -> None:
+    def __init__(self, charset: str, fold_case: bool = True) -> None:
         self.charset = charset
-        self.lowercase_only = charset == charset.lower()
-        self.uppercase_only = charset == charset.upper()
+        self.lowercase_only = fold_case and charset == charset.lower()
+        self.uppercase_only = fold_case and charset == charset.upper()
         self._unsupported = re.compile(f"[^{re.escape(charset)}]")
 
     def __call__(self, text: str) -> str:
@@ -48,13 +57,53 @@ def _charset_adapter(charset: str) -> CharsetAdapter:
     return CharsetAdapter(charset)
 
 
-def normalize_label(label: str, remove_whitespace: bool = True, normalize_unicode: bool = True) -> str:
-    """Whitespace removal and NFKD-to-ASCII folding, the first two steps of the official label pipeline."""
+def unicode_normalization(normalize_unicode: bool | str) -> str:
+    """The name in `UNICODE_NORMALIZATIONS` of a `normalize_unicode` setting: `True` is the official "ascii"
+    folding and `False` is "none", as the boolean options of the data sources have always meant."""
+    if normalize_unicode is True:
+        return "ascii"
+    if normalize_unicode is False:
+        return "none"
+    if normalize_unicode not in UNICODE_NORMALIZATIONS:
+        raise ValueError(
+            f"normalize_unicode must be true, false or one of {', '.join(UNICODE_NORMALIZATIONS)}; "
+            f"got {normalize_unicode!r}"
+        )
+    return normalize_unicode
+
+
+def normalize_label(label: str, remove_whitespace: bool = True, normalize_unicode: bool | str = True) -> str:
+    """Whitespace removal and Unicode normalisation, the first two steps of the official label pipeline.
+
+    `normalize_unicode` is one of `UNICODE_NORMALIZATIONS` (or `True` = "ascii", the official NFKD-to-ASCII
+    folding, `False` = "none")."""
+    form = unicode_normalization(normalize_unicode)
     if remove_whitespace:
         label = "".join(label.split())
-    if normalize_unicode:
+    if form == "ascii":
         label = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    elif form != "none":
+        label = unicodedata.normalize(form, label)
     return label
+
+
+def charset_from_labels(
+    labels: Iterable[str],
+    base_charset: str = "",
+    remove_whitespace: bool = True,
+    normalize_unicode: bool | str = "NFC",
+) -> str:
+    """The characters `labels` use after normalisation (`normalize_label`): a charset built from data.
+
+    Characters of `base_charset` (the charset of a checkpoint being fine-tuned) come first, in its order, so a
+    model keeps its ids where it can; the others follow in code-point order, which makes the result independent
+    of the order the labels are read in. Characters of `base_charset` that no label uses are left out.
+    """
+    seen: set[str] = set()
+    for label in labels:
+        seen.update(normalize_label(label, remove_whitespace, normalize_unicode))
+    known = [character for character in base_charset if character in seen]
+    return "".join(known + sorted(seen - set(known)))
 
 
 def preprocess_label(
@@ -62,9 +111,10 @@ def preprocess_label(
     charset: str,
     max_label_length: int = 25,
     remove_whitespace: bool = True,
-    normalize_unicode: bool = True,
+    normalize_unicode: bool | str = True,
 ) -> str | None:
-    """The official ground-truth pipeline (parseq `LmdbDataset._preprocess_labels`).
+    """The official ground-truth pipeline (parseq `LmdbDataset._preprocess_labels`), with the Unicode
+    normalisation as an option (`normalize_label`; the official one is the default).
 
     Returns the label mapped onto `charset`, or `None` when the sample is dropped: longer than
     `max_label_length` after normalisation (checked *before* charset filtering, as the official code
@@ -105,6 +155,10 @@ class Clip4StrTokenizer(PreTrainedTokenizer):
         normalize (`bool`, *optional*, defaults to `False`):
             Whether labels go through the official normalisation instead of being rejected when they do not
             fit the charset as given.
+        normalize_unicode (`bool` or `str`, *optional*, defaults to `True`):
+            The Unicode step of that normalisation (`UNICODE_NORMALIZATIONS`): `True` / "ascii" is the official
+            NFKD-to-ASCII folding, which removes every non-ASCII character; a charset of another script needs
+            "NFC" (or "NFKC", "none"). Used by `preprocess_label` and by `normalize=True`.
     """
 
     vocab_files_names = VOCAB_FILES_NAMES
@@ -116,6 +170,7 @@ class Clip4StrTokenizer(PreTrainedTokenizer):
         charset: str | None = None,
         max_label_length: int = 25,
         normalize: bool = False,
+        normalize_unicode: bool | str = True,
         eos_token: str = "[E]",
         bos_token: str = "[B]",
         pad_token: str = "[P]",
@@ -137,6 +192,8 @@ class Clip4StrTokenizer(PreTrainedTokenizer):
         self.charset = charset
         self.max_label_length = max_label_length
         self.normalize = normalize
+        unicode_normalization(normalize_unicode)  # fails early on an unknown form
+        self.normalize_unicode = normalize_unicode
         tokens = [eos_token, *charset, bos_token, pad_token]
         self.vocab = {token: index for index, token in enumerate(tokens)}
         self.ids_to_tokens = dict(enumerate(tokens))
@@ -150,6 +207,7 @@ class Clip4StrTokenizer(PreTrainedTokenizer):
             charset=charset,
             max_label_length=max_label_length,
             normalize=normalize,
+            normalize_unicode=normalize_unicode,
             eos_token=eos_token,
             bos_token=bos_token,
             pad_token=pad_token,
@@ -165,7 +223,9 @@ class Clip4StrTokenizer(PreTrainedTokenizer):
 
     def preprocess_label(self, label: str) -> str | None:
         """The official label pipeline for this tokenizer's charset; `None` when the sample would be dropped."""
-        return preprocess_label(label, self.charset, self.max_label_length)
+        return preprocess_label(
+            label, self.charset, self.max_label_length, normalize_unicode=self.normalize_unicode
+        )
 
     def check_label(self, label: str, normalize: bool | None = None) -> str:
         """Return the label that will be encoded, or raise a `ValueError` saying why it cannot be.
@@ -176,7 +236,7 @@ class Clip4StrTokenizer(PreTrainedTokenizer):
             raise TypeError(f"a label must be a str, got {type(label).__name__}: {label!r}")
         normalize = self.normalize if normalize is None else normalize
         if normalize:
-            normalized = normalize_label(label)
+            normalized = normalize_label(label, normalize_unicode=self.normalize_unicode)
             if len(normalized) > self.max_label_length:
                 raise ValueError(
                     f"label {label!r} has {len(normalized)} characters after whitespace removal and Unicode "

@@ -219,6 +219,6 @@ def test_push_missing_folder_and_invalid_repo_id(tmp_path, capsys):
 
 def test_the_protocol_choices_are_the_metrics_protocols():
     from scenetext.cli.evaluate import PROTOCOLS
-    from scenetext.evaluation.metrics.recognition import PROTOCOL_CHARSETS
+    from scenetext.evaluation.metrics.recognition import FULL_PROTOCOL, PROTOCOL_CHARSETS
 
-    assert tuple(PROTOCOL_CHARSETS) == PROTOCOLS
+    assert (*PROTOCOL_CHARSETS, FULL_PROTOCOL) == PROTOCOLS

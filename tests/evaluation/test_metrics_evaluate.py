@@ -34,6 +34,14 @@ def test_recognition_metric_gives_the_plain_function_numbers(protocol):
         assert result["accuracy"] == pytest.approx(2 / 3)
 
 
+def test_recognition_metric_takes_the_full_protocol_with_a_charset():
+    charset = "abcdefghijklmnopqrstuvwxyzäöüßABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÜ"
+    result = load_metric(RECOGNITION_METRIC).compute(
+        predictions=["Größe", "strasse"], references=["Größe", "Straße"], protocol="full", charset=charset
+    )
+    assert (result["accuracy"], result["num_samples"]) == (0.5, 2)
+
+
 def test_detection_metric_gives_the_plain_function_numbers():
     square = [[0, 0], [10, 0], [10, 10], [0, 10]]
     shifted = [[1, 0], [11, 0], [11, 10], [1, 10]]
@@ -65,5 +73,21 @@ def test_recognition_compute_metrics_decodes_logits_and_labels():
     padded_labels = np.where(labels == tokenizer.pad_token_id, -100, labels)
     result = recognition_compute_metrics(processor)(
         EvalPrediction(predictions=(logits, logits), label_ids=padded_labels)
+    )
+    assert (result["accuracy"], result["num_samples"]) == (0.5, 2)
+
+
+def test_recognition_compute_metrics_full_protocol_uses_the_tokenizer_charset():
+    charset = "abcdefghijklmnopqrstuvwxyzäöüßABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÜ"
+    tokenizer = Clip4StrTokenizer(charset=charset, normalize_unicode="NFC")
+    processor = Clip4StrProcessor(Clip4StrImageProcessor(), tokenizer)
+    labels = processor(text=["Größe", "große"], return_tensors="np")["labels"]
+    # Logits reading "Größe" for both: right for the first, wrong by case for the second (case-sensitive).
+    ids = labels[0][1:]
+    logits = np.full((2, len(ids), len(charset) + 1), -10.0, dtype=np.float32)
+    for position, token in enumerate(ids):
+        logits[:, position, min(token, len(charset))] = 10.0
+    result = recognition_compute_metrics(processor, protocol="full")(
+        EvalPrediction(predictions=logits, label_ids=labels)
     )
     assert (result["accuracy"], result["num_samples"]) == (0.5, 2)

@@ -96,3 +96,54 @@ def test_mismatched_lengths_are_rejected():
         score_recognition(["a", "b"], ["a"])
     with pytest.raises(ValueError, match="1 confidences for 2 labels"):
         score_recognition(["a", "b"], ["a", "b"], confidences=[1.0])
+
+
+# -- the "full" protocol for other charsets; the Unicode normalisation as an option ---------------------------
+
+GERMAN = "abcdefghijklmnopqrstuvwxyzäöüßABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÜ"
+
+
+def test_full_protocol_compares_case_sensitively_on_the_given_charset():
+    # "Größe" right; "größe" wrong by case (1 edit over 5); "Strasse" vs "Straße": 2 edits over 7; the label
+    # "Tür!" loses "!" (outside the charset) and "Tür" is read right.
+    scores = score_recognition(
+        ["Größe", "größe", "Strasse", "Tür"],
+        ["Größe", "Größe", "Straße", "Tür!"],
+        protocol="full",
+        charset=GERMAN,
+    )
+    assert (scores.num_samples, scores.num_correct) == (4, 2)
+    assert scores.one_minus_ned == pytest.approx(1 - (0 + 1 / 5 + 2 / 7 + 0) / 4)
+
+
+def test_full_protocol_keeps_case_even_for_a_caseless_charset():
+    # The 36-style rule would lower-case the label for a charset without capitals; "full" does not, so a
+    # capital the charset lacks is removed like any other unknown character.
+    lowercase = "абвгдежзийклмнопрстуфхцчшщъыьэюя"
+    assert score_recognition(["ёж"], ["Ёж"], protocol="full", charset=lowercase + "ё").num_correct == 0
+    assert score_recognition(["ж"], ["Ёж"], protocol="full", charset=lowercase + "ё").num_correct == 1
+
+
+def test_full_protocol_normalises_to_nfc_unless_told_otherwise():
+    decomposed = "Gro\u0308ße"  # o + combining diaeresis
+    assert score_recognition(["Größe"], [decomposed], protocol="full", charset=GERMAN).num_correct == 1
+    # With "none" the label keeps its combining mark, which the charset lacks: "Groe" vs "Größe".
+    kept = score_recognition(
+        ["Größe"], [decomposed], protocol="full", charset=GERMAN, normalize_unicode="none"
+    )
+    assert kept.num_correct == 0
+
+
+def test_ascii_protocols_fold_by_default_and_take_another_normalisation_explicitly():
+    # Official: "Größe" -> "Groe" (ö -> o, ß dropped), lower-cased by the 36 protocol: "groe".
+    assert score_recognition(["groe"], ["Größe"], protocol=36).num_correct == 1
+    # NFC keeps ö and ß, which the 36 charset then removes: "gre".
+    assert score_recognition(["gre"], ["Größe"], protocol=36, normalize_unicode="NFC").num_correct == 1
+
+
+def test_full_protocol_needs_a_charset_and_the_others_refuse_one():
+    with pytest.raises(ValueError, match='"full" recognition protocol needs the charset'):
+        RecognitionAccumulator("full")
+    with pytest.raises(ValueError, match="only taken by"):
+        protocol_charset("62", GERMAN)
+    assert protocol_charset("full", GERMAN) == GERMAN

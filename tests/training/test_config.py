@@ -28,7 +28,10 @@ def test_every_shipped_config_is_valid(name):
             "data.eval.num_sample=3",
             r"unknown option data\.eval\.num_sample: did you mean data\.eval\.num_samples",
         ),
-        ("model.zzz=1", r"unknown option model\.zzz: expected one of config, from_clip, from_pretrained"),
+        (
+            "model.zzz=1",
+            r"unknown option model\.zzz: expected one of charset_from_data, charset_scan_limit, config, from_clip",
+        ),
         ("max_step=3", r"unknown option max_step: did you mean max_steps\?"),
         ("max_steps=twenty", r"max_steps: expected an integer, got 'twenty'"),
         ("max_steps=-5", r"max_steps: expected an integer >= 1, got -5"),

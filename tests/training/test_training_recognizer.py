@@ -156,7 +156,7 @@ def test_config_errors_are_specific(tmp_path):
     with pytest.raises(ValueError, match="key=value"):
         load_config("tiny-recognizer", ["max_steps"])
     with pytest.raises(
-        ValueError, match=r"data\.train\.source: expected one of synthetic, lmdb, hub, got 'nowhere'"
+        ValueError, match=r"data\.train\.source: expected one of synthetic, lmdb, hub, folder, got 'nowhere'"
     ):
         load_config("tiny-recognizer", [f"output_dir={tmp_path}", "data.train.source=nowhere"])
 

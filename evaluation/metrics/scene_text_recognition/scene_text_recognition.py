@@ -16,7 +16,11 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions (`list[str]`): the recognised words.
     references (`list[str]`): the raw ground-truth labels.
-    protocol (`str` or `int`, defaults to "36"): the test charset, 36, 62 or 94 characters.
+    protocol (`str` or `int`, defaults to "36"): the test charset, 36, 62 or 94 characters, or "full": the
+        given `charset`, compared case-sensitively (other scripts and accents).
+    charset (`str`, *optional*): the charset of the "full" protocol (the model's).
+    normalize_unicode (`bool` or `str`, *optional*): the labels' Unicode step instead of the protocol's
+        ("ascii" = official NFKD-to-ASCII for 36/62/94; "NFC" for "full"; also "NFKC", "NFD", "NFKD", "none").
     max_label_length (`int`, defaults to 25): longer ground-truth labels drop their sample.
 Returns:
     accuracy, one_minus_ned (in [0, 1]), num_samples (kept), num_dropped.
@@ -35,8 +39,23 @@ class SceneTextRecognition(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, protocol=DEFAULT_PROTOCOL, max_label_length=MAX_LABEL_LENGTH):
-        scores = score_recognition(predictions, references, protocol, max_label_length=max_label_length)
+    def _compute(
+        self,
+        predictions,
+        references,
+        protocol=DEFAULT_PROTOCOL,
+        max_label_length=MAX_LABEL_LENGTH,
+        charset=None,
+        normalize_unicode=None,
+    ):
+        scores = score_recognition(
+            predictions,
+            references,
+            protocol,
+            max_label_length=max_label_length,
+            charset=charset,
+            normalize_unicode=normalize_unicode,
+        )
         return {
             "accuracy": scores.accuracy,
             "one_minus_ned": scores.one_minus_ned,

@@ -8,6 +8,8 @@ from safetensors.torch import load_file
 from scenetext.processors.clip4str.tokenization_clip4str import (
     DEFAULT_CHARSET,
     Clip4StrTokenizer,
+    charset_from_labels,
+    normalize_label,
     preprocess_label,
 )
 
@@ -212,3 +214,53 @@ def test_missing_or_malformed_vocab_files_are_reported(tmp_path):
 def test_unknown_ids_are_reported():
     with pytest.raises(ValueError, match="token id 99 is outside the vocabulary of 6 tokens"):
         Clip4StrTokenizer(charset="abc").decode([1, 99])
+
+
+# -- other scripts: Unicode normalisation as an option, charsets from data ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        # The official folding: ö decomposes to o + diaeresis, the diaeresis is dropped; ß has no ASCII form.
+        ("ascii", "Groe"),
+        (True, "Groe"),
+        ("NFC", "Größe"),
+        ("NFKC", "Größe"),
+        ("NFD", "Gro\u0308ße"),
+        ("none", "Gro\u0308ße"),
+        (False, "Gro\u0308ße"),
+    ],
+)
+def test_unicode_normalisation_is_an_explicit_option(form, expected):
+    # "o" + combining diaeresis, as some keyboards and PDFs store it; surrounding whitespace is removed.
+    assert normalize_label(" Gro\u0308ße ", normalize_unicode=form) == expected
+
+
+def test_unknown_unicode_normalisation_is_rejected_with_the_choices():
+    with pytest.raises(ValueError, match="ascii, NFC, NFKC, NFD, NFKD, none"):
+        normalize_label("a", normalize_unicode="nfc")
+    with pytest.raises(ValueError, match="ascii, NFC"):
+        Clip4StrTokenizer(normalize_unicode="latin")
+
+
+def test_tokenizer_keeps_other_scripts_with_nfc_and_saves_the_setting(tmp_path):
+    tokenizer = Clip4StrTokenizer(charset="абвгдежзийклмнопрстуфхцчшщъыьэюяё", normalize_unicode="NFC")
+    # NFC composes "е" + combining diaeresis into "ё"; the caseless-charset rule lower-cases the label.
+    assert tokenizer.preprocess_label("Ёж Е\u0308") == "ёжё"
+    tokenizer.save_pretrained(tmp_path)
+    loaded = Clip4StrTokenizer.from_pretrained(tmp_path)
+    assert loaded.normalize_unicode == "NFC"
+    assert loaded.preprocess_label("Ёж") == "ёж"
+    # The official folding erases every Cyrillic letter: the sample is dropped.
+    assert Clip4StrTokenizer(charset=tokenizer.charset).preprocess_label("Ёж") is None
+
+
+def test_charset_from_labels_puts_the_base_charset_first_then_code_point_order():
+    labels = ["Straße", "über", "Ärger", "dog"]
+    assert charset_from_labels(labels, base_charset=CHARSET_62) == "abdegortSÄßü"
+    # Without a base, code-point order; the label order does not matter.
+    assert charset_from_labels(labels[::-1]) == "SabdegortÄßü"
+    # NFC (the default) composes; "none" keeps the combining mark as a character of its own.
+    assert charset_from_labels(["u\u0308"]) == "ü"
+    assert charset_from_labels(["u\u0308"], normalize_unicode="none") == "u\u0308"
