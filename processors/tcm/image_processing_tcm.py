@@ -305,6 +305,10 @@ class TcmImageProcessor(BaseImageProcessor):
         size: `{"shortest_edge": int, "longest_edge": int}` (the official test scales, `TEST_SIZES`),
             `{"longest_edge": int}` (ratio kept, long side to that length) or `{"height": int, "width": int}`
             (fixed size); also a call-time argument. `parse_size` reads the short text forms.
+        do_upscale: let a keep-ratio `size` enlarge images (the official test scales do). Off, images larger
+            than `size` are shrunk to it and smaller ones read as they are, as PaddleOCR's `limit_type="max"`
+            does: the text of a small picture keeps the pixel size it has, which is what a detector trained at
+            that size reads, instead of growing several times larger.
         size_divisor: padded sizes are multiples of it (the network's stride, 32).
         do_normalize, image_mean, image_std: normalisation in 0-255 space; `image_mean` defaults to the mean
             the official configs of `head_type` use (`HEAD_IMAGE_MEANS`).
@@ -329,6 +333,7 @@ class TcmImageProcessor(BaseImageProcessor):
         self,
         do_resize: bool = True,
         size: Mapping[str, int] | None = None,
+        do_upscale: bool = True,
         size_divisor: int = 32,
         do_normalize: bool = True,
         image_mean: Sequence[float] | None = None,
@@ -357,6 +362,7 @@ class TcmImageProcessor(BaseImageProcessor):
             raise ValueError(f"image_mean/image_std need 3 values (std > 0), got {image_mean}, {image_std}")
         self.do_resize = do_resize
         self.size = size
+        self.do_upscale = do_upscale
         self.size_divisor = size_divisor
         self.do_normalize = do_normalize
         self.image_mean = [float(value) for value in image_mean]
@@ -431,13 +437,15 @@ class TcmImageProcessor(BaseImageProcessor):
     ) -> tuple[int, int]:
         """(height, width) after the resize `size` (default the processor's) describes: a fixed size as given;
         keep-ratio as mmcv's `rescale_size` (scale factor min(longest / long side, shortest / short side), or
-        longest / long side alone, sides rounded half up), at least 1 px."""
+        longest / long side alone, sides rounded half up; never above 1 without `do_upscale`), at least 1 px."""
         size = self.size if size is None else size
         if "height" in size:
             return size["height"], size["width"]
         scale = size["longest_edge"] / max(height, width)
         if "shortest_edge" in size:
             scale = min(scale, size["shortest_edge"] / min(height, width))
+        if not self.do_upscale:
+            scale = min(scale, 1.0)
         return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
     def _check_size(self, image: object, name: str) -> None:

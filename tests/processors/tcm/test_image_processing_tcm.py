@@ -628,3 +628,19 @@ def test_pan_and_fcenet_processors_default_to_their_official_mean_and_test_scale
     )
     with pytest.raises(ValueError, match="head_type"):
         TcmImageProcessor(head_type="east")
+
+
+def test_without_upscaling_small_images_keep_their_size_and_large_ones_shrink(tmp_path):
+    processor = TcmImageProcessor(size={"longest_edge": 1280}, do_upscale=False)
+    assert processor.get_resized_size(380, 360) == (380, 360)
+    assert processor.get_resized_size(1440, 2560) == (720, 1280)
+    batch = processor(np.zeros((300, 400, 3), np.uint8))
+    assert batch["resized_sizes"].tolist() == [[300, 400]]
+    # The official keep-ratio rule still enlarges by default, and a fixed size is a fixed size either way.
+    assert TcmImageProcessor(size={"longest_edge": 1280}).get_resized_size(380, 360) == (1280, 1213)
+    assert TcmImageProcessor(size={"height": 64, "width": 96}, do_upscale=False).get_resized_size(8, 8) == (
+        64,
+        96,
+    )
+    processor.save_pretrained(tmp_path)
+    assert TcmImageProcessor.from_pretrained(tmp_path).do_upscale is False
