@@ -260,17 +260,12 @@ class RecognitionTask(SourcedTask):
             return lmdb_recognition_dataset(
                 spec.pop("root"), charset, max_length, corrupt_records=self.corrupt_records, **spec
             )
-        if source == "hub":
-            return hub_recognition_dataset(
-                spec.pop("dataset"),
-                charset=charset,
-                max_label_length=max_length,
-                corrupt_records=self.corrupt_records,
-                **spec,
-            )
-        if source == "folder":
-            return labelled_folder_dataset(
-                spec.pop("folder"),
+        # Sources named by one location (a dataset id, a folder) that take the charset rules as keywords.
+        located = {"hub": (hub_recognition_dataset, "dataset"), "folder": (labelled_folder_dataset, "folder")}
+        if source in located:
+            build, location = located[source]
+            return build(
+                spec.pop(location),
                 charset=charset,
                 max_label_length=max_length,
                 corrupt_records=self.corrupt_records,

@@ -176,10 +176,13 @@ def test_head_configs_build_their_head_and_its_targets(config_name, label_keys, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config_name", ["tiny-detector-pan", "tiny-detector-fcenet"])
-def test_head_loss_falls_and_checkpoints_load(config_name, tmp_path):
-    check_loss_falls(
-        tmp_path, config_name, DetectionTask, [*QUICK, "save_every=30", "eval_every=30"], ratio=0.8
-    )
+# PAN's dice and embedding losses move slowly at QUICK's rate: in 30 steps they fall by ~20 % at 3e-3, by ~35 % at
+# 1e-2.
+@pytest.mark.parametrize(
+    ("config_name", "learning_rate"), [("tiny-detector-pan", "1e-2"), ("tiny-detector-fcenet", "3e-3")]
+)
+def test_head_loss_falls_and_checkpoints_load(config_name, learning_rate, tmp_path):
+    overrides = [*QUICK, "save_every=30", "eval_every=30", f"optimizer.learning_rate={learning_rate}"]
+    check_loss_falls(tmp_path, config_name, DetectionTask, overrides, ratio=0.8)
     model = TcmForSceneTextDetection.from_pretrained(tmp_path / "last")
     assert model.config.head_type == config_name.rsplit("-", 1)[1]
