@@ -79,6 +79,10 @@ def draws_every_character(font: Font, charset: str) -> bool:
     """Whether ``font`` has a glyph for every non-ASCII character of ``charset``: a character is missing when it
     renders exactly as a code point no font has. This works for the built-in faces, whose character maps cannot
     be read. Printable ASCII is not tested: every built-in font draws it, and OpenCV's missing glyph is "?"."""
+    if font.opencv_face is not None and font.opencv_face.removesuffix("-italic") in _HERSHEY_FACES:
+        # Hershey faces are ASCII only; they draw "?" per UTF-8 byte, which the comparison below cannot tell from
+        # a glyph (the stand-in code point has another number of bytes).
+        return all(character.isascii() or character.isspace() for character in charset)
     missing = render_text_mask(_UNDRAWABLE, font, 24)
     return not any(
         np.array_equal(render_text_mask(character, font, 24), missing)
