@@ -14,8 +14,10 @@ text structure). Runs alternate (baseline, ours, baseline, ...) so that load fro
 alike; wall time and this process's CPU time are both reported, the CPU time being the steadier on a shared
 machine.
 
-With `--onnx`, a third side runs the same weights exported with `scenetext.export` (checked against PyTorch)
-in ONNX Runtime fp32 (as many threads as torch), with ours' pre- and post-processing, in the same alternating run.
+With `--onnx`, two more sides run the same weights exported with `scenetext.export` (checked against PyTorch)
+in ONNX Runtime (as many threads as torch), with ours' pre- and post-processing, in the same alternating run: the
+fp32 file and its static int8 copy (`quantize_detector_int8`, calibrated on the benchmark's scene; its accuracy is
+measured by `onnx_accuracy.py`, not here).
 
     python benchmarks/detector.py --preset rn50 --batch-size 1 --repeats 2 --json detector.json
     python benchmarks/detector.py --preset rn50 --batch-size 1 --repeats 2 --onnx --json detector-onnx.json
@@ -110,14 +112,23 @@ def _same_detections(ours: list[dict], reference: list[dict]) -> bool:
     )
 
 
-def _onnx_detector(model: TcmForSceneTextDetection, folder: str) -> Callable[[torch.Tensor], object]:
-    """The model exported to `folder` (checked against PyTorch), as a callable on pixel values returning an output
-    with `.prob_map`."""
+def _onnx_detectors(
+    model: TcmForSceneTextDetection, processor: TcmImageProcessor, folder: str, calibration_images: list
+) -> dict[str, Callable[[torch.Tensor], object]]:
+    """The model exported to `folder` (checked against PyTorch) and its static int8 copy calibrated on
+    `calibration_images`, each as a callable on pixel values returning an output with `.prob_map`."""
     from scenetext.export.onnx_export import export_detector_model
-    from scenetext.pipelines.onnx_backend import OnnxDetector
+    from scenetext.export.quantization import quantize_detector_int8
+    from scenetext.pipelines.onnx_backend import INT8_ONNX_FILE, ONNX_FILE, OnnxDetector
 
     export_detector_model(model, folder)
-    return OnnxDetector(folder, num_threads=torch.get_num_threads())
+    processor.save_pretrained(folder)  # calibration prepares its images as inference does
+    quantize_detector_int8(folder, calibration_images)
+    threads = torch.get_num_threads()
+    return {
+        side: OnnxDetector(folder, file_name, num_threads=threads)
+        for side, file_name in (("onnx", ONNX_FILE), ("onnx_int8", INT8_ONNX_FILE))
+    }
 
 
 def run(
@@ -190,12 +201,12 @@ def run(
         if precision.dtype != torch.float32 or device.type != "cpu":
             raise ValueError("--onnx runs the fp32 export on the CPU: use it with --dtype fp32 --device cpu")
         export_folder = tempfile.TemporaryDirectory()
-        onnx_detector = _onnx_detector(model, export_folder.name)
-        steps["onnx"] = (
-            lambda: processor(images),
-            lambda: onnx_detector(pixel_values).prob_map,
-            ours_postprocess,
-        )
+        for side, onnx_detector in _onnx_detectors(model, processor, export_folder.name, [scene]).items():
+            steps[side] = (
+                lambda: processor(images),
+                lambda onnx_detector=onnx_detector: onnx_detector(pixel_values).prob_map,
+                ours_postprocess,
+            )
     wall = {f"{side}_{stage}": [] for side in steps for stage in STAGES}
     cpu = {key: [] for key in wall}
     outputs = {}
@@ -239,18 +250,19 @@ def run(
     record.update(
         {
             "max_abs_prob_map_difference": float((base_prob.float() - ours_prob).abs().max()),
-            **(
-                {
-                    "onnx_images_per_s": batch_size / total(wall, "onnx"),
-                    "onnx_speedup": total(wall, "baseline") / total(wall, "onnx"),
-                    "onnx_cpu_speedup": total(cpu, "baseline") / total(cpu, "onnx"),
-                    "onnx_max_abs_prob_map_difference": float(
-                        (base_prob.float() - outputs["onnx"][1]).abs().max()
+            **{
+                key: value
+                for side in ("onnx", "onnx_int8")
+                if side in steps
+                for key, value in {
+                    f"{side}_images_per_s": batch_size / total(wall, side),
+                    f"{side}_speedup": total(wall, "baseline") / total(wall, side),
+                    f"{side}_cpu_speedup": total(cpu, "baseline") / total(cpu, side),
+                    f"{side}_max_abs_prob_map_difference": float(
+                        (base_prob.float() - outputs[side][1]).abs().max()
                     ),
-                }
-                if onnx
-                else {}
-            ),
+                }.items()
+            },
             "detections": sum(len(result["polygons"]) for result in outputs["ours"][2]),
             "postprocess_identical": _same_detections(outputs["ours"][2], outputs["baseline"][2]),
             "load_average_before": load_before,
@@ -328,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = benchmark_parser(__doc__, PRESETS, batch_size=1)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument(
-        "--onnx", action="store_true", help="also time the ONNX Runtime fp32 export in the same run"
+        "--onnx", action="store_true", help="also time the ONNX Runtime fp32 and int8 exports in the same run"
     )
     parser.add_argument(
         "--head",
@@ -358,10 +370,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         f"(x{record['speedup']:.2f} wall, x{record['cpu_speedup']:.2f} CPU time; {splits} CPU; "
         f"load {record['load_average_before']:.1f})"
     )
-    if args.onnx:
+    for side in ("onnx", "onnx_int8") if args.onnx else ():
         results += (
-            f"; onnx {record['onnx_images_per_s']:.3f} img/s (x{record['onnx_speedup']:.2f} wall, "
-            f"x{record['onnx_cpu_speedup']:.2f} CPU time vs the baseline)"
+            f"; {side} {record[f'{side}_images_per_s']:.3f} img/s (x{record[f'{side}_speedup']:.2f} wall, "
+            f"x{record[f'{side}_cpu_speedup']:.2f} CPU time vs the baseline)"
         )
     return report(record, results, args.json)
 

@@ -87,8 +87,9 @@ def _caption_rows_encoded(model: Clip4StrForSceneTextRecognition, decode: Callab
 def _onnx_recognizers(model: Clip4StrForSceneTextRecognition, folder: str) -> dict[str, Callable]:
     """The model exported to `folder` (checked against PyTorch) and quantised, each file as a callable on
     pixel values returning the logits."""
-    from scenetext.export.onnx_export import INT8_ONNX_FILE, ONNX_FILE, export_recognizer_model, quantize_int8
-    from scenetext.pipelines.onnx_backend import OnnxRecognizer
+    from scenetext.export.onnx_export import export_recognizer_model
+    from scenetext.export.quantization import quantize_int8
+    from scenetext.pipelines.onnx_backend import INT8_ONNX_FILE, ONNX_FILE, OnnxRecognizer
 
     export_recognizer_model(model, folder)
     quantize_int8(folder)

@@ -1,7 +1,8 @@
 """int8 copies of an exported folder's `model.onnx` for CPUs, written beside it as `model.int8.onnx`.
 
-The recognizer spends its time in matrix products: ONNX Runtime's dynamic quantisation (int8 weights, activations
-quantised per call) fits it. The detector is a convolutional network: dynamic quantisation turns its convolutions
+The recognizer spends its time in matrix products: ONNX Runtime's dynamic quantisation (int8 weights per output
+channel, activations quantised per call) fits it. Its patch embedding convolution stays in float (ConvInteger is
+slow, see below). The detector is a convolutional network: dynamic quantisation turns its convolutions
 into ConvInteger, which ONNX Runtime's CPU provider runs several times slower than the float graph, so the detector
 is quantised statically (QDQ, weights per channel, activation ranges calibrated on sample images). Its DB head (the
 layers that draw the probability map) stays in float: quantising it moves the map's values near the binarisation
@@ -40,8 +41,38 @@ def quantize_int8(output: str | Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     source = _exported_file(output)
-    quantize_dynamic(source, source.parent / INT8_ONNX_FILE, weight_type=QuantType.QInt8)
+    with tempfile.TemporaryDirectory(prefix="scenetext-quantize-") as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        _fold_weight_transposes(source, prepared)
+        quantize_dynamic(
+            prepared,
+            source.parent / INT8_ONNX_FILE,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+        )
     return source.parent / INT8_ONNX_FILE
+
+
+def _fold_weight_transposes(source: Path, target: Path) -> None:
+    """Writes `source` to `target` with each linear layer's weight stored transposed, as MatMul reads it.
+
+    The exporter writes a linear layer as `MatMul(x, Transpose(weight))`, and the quantiser only quantises a
+    MatMul whose weight is an initializer: without this step it leaves every matrix product in float. The
+    unrolled decoding steps repeat the same Transpose once per step; merging those first keeps one transposed
+    copy of each weight. ONNX Runtime folds these transposes itself when it loads the float file, so only the
+    quantiser needs them folded ahead.
+    """
+    import onnxscript.ir as ir
+    from onnxscript import optimizer
+    from onnxscript.ir.passes.common import CommonSubexpressionEliminationPass, RemoveUnusedNodesPass
+
+    model = ir.load(source)
+    CommonSubexpressionEliminationPass()(model)
+    # the default size limits leave weights alone; transposes of constants are folded whatever their size
+    optimizer.fold_constants(model, should_fold=lambda node: True if node.op_type == "Transpose" else None)
+    RemoveUnusedNodesPass()(model)
+    ir.save(model, target)
 
 
 def quantize_detector_int8(output: str | Path, calibration_images: Iterable[Any] | None = None) -> Path:

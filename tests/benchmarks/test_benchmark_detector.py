@@ -58,3 +58,19 @@ def test_detector_benchmark_rejects_an_unknown_head():
     run_heads = runpy.run_path(str(DETECTOR))["run_heads"]
     with pytest.raises(ValueError, match="--head"):
         run_heads("tiny", "east", 1, "fp32", "cpu", 1)
+
+
+@pytest.mark.slow
+def test_detector_benchmark_times_the_onnx_runtime_files(tmp_path):
+    pytest.importorskip("onnxruntime", reason="--onnx needs the [onnx] extra")
+    out = tmp_path / "detector.json"
+    main = runpy.run_path(str(DETECTOR))["main"]
+    main(["--preset", "tiny", "--batch-size", "1", "--repeats", "1", "--onnx", "--json", str(out)])
+    record = json.loads(out.read_text())
+    for side in ("onnx", "onnx_int8"):
+        assert record[f"{side}_speedup"] == pytest.approx(
+            record[f"{side}_images_per_s"] / record["baseline_images_per_s"]
+        )
+        assert all(record[f"{side}_{stage}_s"] > 0 for stage in STAGES)
+    assert record["onnx_max_abs_prob_map_difference"] < 1e-3  # the export's own check bound
+    assert record["onnx_int8_max_abs_prob_map_difference"] < 1.0

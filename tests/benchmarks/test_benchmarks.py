@@ -39,3 +39,16 @@ def test_recognizer_benchmark_int8_quantizes_and_reports_agreement(tmp_path):
     record = json.loads(out.read_text())
     assert record["dtype"] == "int8" and 0.0 <= record["ids_agreement"] <= 1.0
     assert record["fp32_ids_identical"] is True
+
+
+@pytest.mark.slow
+def test_recognizer_benchmark_times_the_onnx_runtime_files(tmp_path):
+    pytest.importorskip("onnxruntime", reason="--onnx needs the [onnx] extra")
+    out = tmp_path / "recognizer.json"
+    main = runpy.run_path(str(RECOGNIZER))["main"]
+    main(["--preset", "tiny", "--batch-size", "2", "--repeats", "1", "--onnx", "--json", str(out)])
+    record = json.loads(out.read_text())
+    assert record["onnx_fp32_ids_agreement"] == 1.0  # the export's own check: the same ids as PyTorch
+    assert 0.0 <= record["onnx_int8_ids_agreement"] <= 1.0
+    for side in ("onnx_fp32", "onnx_int8"):
+        assert record[f"{side}_images_per_s"] > 0 and record[f"{side}_speedup"] > 0

@@ -12,6 +12,7 @@ from PIL import Image
 
 pytest.importorskip("onnxruntime", reason="the ONNX export tests need the [onnx] extra (onnxruntime)")
 pytest.importorskip("onnxscript", reason="the ONNX export tests need the [onnx] extra (onnxscript)")
+import onnx  # installed with onnxscript
 
 from scenetext.cli.main import main
 from scenetext.export.onnx_export import REPORT_FILE, export_detector, export_recognizer
@@ -72,6 +73,25 @@ def test_recognizer_int8_file_runs(exported_recognizer):
     logits = OnnxRecognizer(output, file_name=INT8_ONNX_FILE)(torch.rand(2, 3, 32, 32)).logits
     # 6 characters + [E] per sample; int8 rounding is measured on data (see the report), not asserted here.
     assert path.name == INT8_ONNX_FILE and logits.shape[:2] == (2, 7) and bool(torch.isfinite(logits).all())
+    # Every matrix product by a weight became an int8 one: none reads a float weight, directly or transposed.
+    float_weight_products = _weight_matmuls(onnx.load(output / "model.onnx").graph)
+    int8_graph = onnx.load(path).graph
+    assert float_weight_products and not _weight_matmuls(int8_graph)
+    integer_products = [node for node in int8_graph.node if node.op_type == "MatMulInteger"]
+    assert len(integer_products) == len(float_weight_products)
+
+
+def _weight_matmuls(graph) -> list:
+    """The MatMul nodes of `graph` whose second input is an initializer or a Transpose of one."""
+    initializers = {tensor.name for tensor in graph.initializer}
+    transposed = {
+        node.output[0] for node in graph.node if node.op_type == "Transpose" and node.input[0] in initializers
+    }
+    return [
+        node
+        for node in graph.node
+        if node.op_type == "MatMul" and (node.input[1] in initializers or node.input[1] in transposed)
+    ]
 
 
 def test_detector_export_dynamic_sizes(tmp_path):
@@ -88,8 +108,6 @@ def test_detector_export_dynamic_sizes(tmp_path):
     rng = np.random.default_rng(0)
     calibration = [rng.integers(0, 256, (40 + 20 * index, 90, 3), dtype=np.uint8) for index in range(3)]
     path = quantize_detector_int8(tmp_path / "onnx", calibration)
-    import onnx  # installed with onnxscript
-
     graph = onnx.load(path).graph
     producers = {output: node.op_type for node in graph.node for output in node.output}
     convolutions = [node for node in graph.node if node.op_type in ("Conv", "ConvTranspose")]
