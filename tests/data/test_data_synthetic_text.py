@@ -69,7 +69,9 @@ def test_the_shipped_generator_renders_crops_of_any_charset_with_fonts_that_draw
     try:
         fonts = available_fonts(charset=charset)
     except ValueError:
-        pytest.skip("no built-in font draws this script (OpenCV 4's Hershey faces are ASCII only)")
+        pytest.skip(
+            "no built-in font draws this script (OpenCV 4 Hershey faces: ASCII only; OpenCV 5.1 faces: no kana)"
+        )
     config = SyntheticWordConfig(text=TextSampling(charset=charset, min_length=3, max_length=6))
     samples = [render_word_sample(index, seed=0, config=config) for index in range(12)]
     for sample in samples:

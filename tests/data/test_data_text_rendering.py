@@ -24,10 +24,9 @@ def test_pillows_bundled_font_is_left_out_of_charsets_it_has_no_glyphs_for():
 
 
 @pytest.mark.skipif(not hasattr(cv2, "FontFace"), reason="OpenCV 5's embedded faces")
-def test_opencv5_faces_draw_cyrillic_and_kana_and_not_emoji():
-    assert available_fonts(charset="ЖУКあいう") == tuple(
-        Font(opencv_face=f) for f in ("sans", "italic", "uni")
-    )
+def test_opencv5_faces_draw_cyrillic_and_not_emoji():
+    # Kana is not asserted: OpenCV 5.0's faces drew it, 5.1's draw "?" (the coverage check tells them apart).
+    assert available_fonts(charset="ЖУКжук") == tuple(Font(opencv_face=f) for f in ("sans", "italic", "uni"))
     with pytest.raises(ValueError, match="no font can draw every character of 'ok\U0001f600'"):
         available_fonts(charset="ok\U0001f600")
 
