@@ -42,7 +42,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import torch
-from _common import benchmark_parser, report
+from _common import benchmark_parser, onnx_runtimes, report
 
 from scenetext.modeling.devices import resolve_device, resolve_precision
 from scenetext.modeling.tcm.configuration_tcm import TcmConfig
@@ -119,16 +119,12 @@ def _onnx_detectors(
     `calibration_images`, each as a callable on pixel values returning an output with `.prob_map`."""
     from scenetext.export.onnx_export import export_detector_model
     from scenetext.export.quantization import quantize_detector_int8
-    from scenetext.pipelines.onnx_backend import INT8_ONNX_FILE, ONNX_FILE, OnnxDetector
+    from scenetext.pipelines.onnx_backend import OnnxDetector
 
     export_detector_model(model, folder)
     processor.save_pretrained(folder)  # calibration prepares its images as inference does
     quantize_detector_int8(folder, calibration_images)
-    threads = torch.get_num_threads()
-    return {
-        side: OnnxDetector(folder, file_name, num_threads=threads)
-        for side, file_name in (("onnx", ONNX_FILE), ("onnx_int8", INT8_ONNX_FILE))
-    }
+    return onnx_runtimes(OnnxDetector, folder, ("onnx", "onnx_int8"))
 
 
 def run(
@@ -337,11 +333,7 @@ def run_heads(
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
-    parser = benchmark_parser(__doc__, PRESETS, batch_size=1)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument(
-        "--onnx", action="store_true", help="also time the ONNX Runtime fp32 and int8 exports in the same run"
-    )
+    parser = benchmark_parser(__doc__, PRESETS, batch_size=1, repeats=2, onnx=True)
     parser.add_argument(
         "--head",
         choices=("dbnet", "pan", "fcenet"),

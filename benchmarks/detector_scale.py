@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from scenetext.evaluation.metrics.detection import TextRegions, score_detection
 from scenetext.modeling.tcm import TcmForSceneTextDetection
 from scenetext.pipelines.pipeline_tcm import SceneTextDetectionPipeline
 from scenetext.processors.tcm import TcmImageProcessor, parse_size
+from scenetext.training.config import dataclass_from_mapping, load_config
 
 DETECTOR = Path(__file__).resolve().parents[1] / "assets" / "defaults" / "detector"
 # Photo-sized scenes with words of 12-40 pixels, as in a phone picture of signs.
@@ -37,22 +39,16 @@ PHOTO_SCENES = SyntheticSceneConfig(image_size=(640, 1280), num_words=(4, 12), f
 
 
 def realistic_scenes(background_dirs: list[str], words_file: str | None) -> SyntheticSceneConfig:
-    """`PHOTO_SCENES` drawn like the real-photo training scenes (`detector-real.yaml`)."""
-    text = TextSampling(max_length=12, word_probability=0.75, words_file=words_file)
-    return SyntheticSceneConfig(
-        text=text,
-        image_size=(640, 1280),
+    """The scenes of the real-photo training (`detector-real.yaml`'s evaluation scenes) at `PHOTO_SCENES`'s
+    image and font sizes with up to 12 words, drawn on `background_dirs`, with words of `words_file`."""
+    scene = load_config("detector-real").data["eval"]["scene"]
+    return replace(
+        dataclass_from_mapping(SyntheticSceneConfig, scene, "detector-real data.eval.scene"),
+        text=TextSampling(max_length=12, word_probability=0.75, words_file=words_file),
+        image_size=PHOTO_SCENES.image_size,
         num_words=(0, 12),
-        font_size=(12, 40),
-        font_dirs=("system",),
+        font_size=PHOTO_SCENES.font_size,
         background_dirs=tuple(background_dirs),
-        backgrounds=("texture", "clutter", "photo", "photo", "photo", "photo"),
-        distractors=(0, 8),
-        pattern_probability=0.4,
-        negative_probability=0.1,
-        light_probability=0.3,
-        motion_blur_probability=0.1,
-        low_resolution_probability=0.15,
     )
 
 

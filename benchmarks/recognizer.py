@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import benchmark_parser, report
+from _common import benchmark_parser, onnx_runtimes, report
 
 from scenetext.modeling.clip4str.configuration_clip4str import Clip4StrConfig, as_pair
 from scenetext.modeling.clip4str.modeling_clip4str import Clip4StrForSceneTextRecognition
@@ -89,15 +89,11 @@ def _onnx_recognizers(model: Clip4StrForSceneTextRecognition, folder: str) -> di
     pixel values returning the logits."""
     from scenetext.export.onnx_export import export_recognizer_model
     from scenetext.export.quantization import quantize_int8
-    from scenetext.pipelines.onnx_backend import INT8_ONNX_FILE, ONNX_FILE, OnnxRecognizer
+    from scenetext.pipelines.onnx_backend import OnnxRecognizer
 
     export_recognizer_model(model, folder)
     quantize_int8(folder)
-    threads = torch.get_num_threads()
-    return {
-        name: OnnxRecognizer(folder, file_name, num_threads=threads)
-        for name, file_name in (("onnx_fp32", ONNX_FILE), ("onnx_int8", INT8_ONNX_FILE))
-    }
+    return onnx_runtimes(OnnxRecognizer, folder, ("onnx_fp32", "onnx_int8"))
 
 
 def run(
@@ -187,11 +183,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
-    parser = benchmark_parser(__doc__, PRESETS, batch_size=8, int8=True)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--onnx", action="store_true", help="also time the ONNX Runtime fp32 and int8 exports in the same run"
-    )
+    parser = benchmark_parser(__doc__, PRESETS, batch_size=8, int8=True, repeats=3, onnx=True)
     args = parser.parse_args(argv)
     record = run(args.preset, args.batch_size, args.dtype, args.device, args.repeats, args.onnx)
     results = (

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import torch
 
-from scenetext.modeling.clip4str.modeling_clip4str import Clip4StrDecoder, Clip4StrForSceneTextRecognition
+from scenetext.modeling.clip4str.modeling_clip4str import (
+    Clip4StrDecoder,
+    Clip4StrForSceneTextRecognition,
+    greedy_decoding,
+)
 
 
 def reference_decode(
@@ -58,24 +62,18 @@ def _autoregressive(
     num_steps: int,
     stop_at_eos: bool,
 ) -> torch.Tensor:
-    """Greedy decoding without a cache: step `i` runs the decoder on the prefix `[B] c1 .. ci` with a causal
+    """`greedy_decoding` without a cache: step `i` runs the decoder on the prefix `[B] c1 .. ci` with a causal
     content mask and the query of position `i` alone."""
-    config = model.config
-    batch, device = memory.shape[0], memory.device
-    context = torch.full((batch, num_steps), config.pad_id, dtype=torch.long, device=device)
-    context[:, 0] = config.bos_id
-    causal = torch.triu(torch.full((num_steps, num_steps), float("-inf"), device=device), 1)
-    steps = []
-    for step in range(num_steps):
+    batch = memory.shape[0]
+    causal = torch.triu(torch.full((num_steps, num_steps), float("-inf"), device=memory.device), 1)
+
+    def step_logits(context: torch.Tensor, step: int) -> torch.Tensor:
         logits, _ = decoder(
             context[:, : step + 1],
             decoder.project_memory(memory),
             queries=decoder.pos_queries[:, step : step + 1].expand(batch, -1, -1),
             content_mask=causal[: step + 1, : step + 1],
         )
-        steps.append(logits)
-        if step + 1 < num_steps:
-            context[:, step + 1] = logits[:, 0].argmax(-1)
-            if stop_at_eos and bool((context == config.eos_id).any(dim=-1).all()):
-                break
-    return torch.cat(steps, dim=1)
+        return logits
+
+    return greedy_decoding(step_logits, batch, num_steps, model.config, memory.device, stop_at_eos)

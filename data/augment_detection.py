@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from scenetext.pipelines.image_loading import load_rgb_image
+from scenetext.processors.tcm.db_geometry_tcm import ignore_flags
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,7 @@ class SceneAugment:
         rng = np.random.default_rng(seed)
         array = np.asarray(load_rgb_image(image, apply_exif_orientation=False))
         points = [np.asarray(polygon, dtype=np.float64).reshape(-1, 2) for polygon in polygons]
-        flags = [False] * len(points) if ignore is None else [bool(flag) for flag in ignore]
-        if len(flags) != len(points):
-            raise ValueError(f"ignore has {len(flags)} flags for {len(points)} polygons")
+        flags = ignore_flags(ignore, len(points))
 
         array = self._jitter_colour(rng, array)
         if rng.random() < self.flip_probability:

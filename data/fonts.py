@@ -15,6 +15,8 @@ from pathlib import Path
 
 from fontTools.ttLib import TTCollection, TTFont, TTLibError
 
+from .file_search import find_files
+
 # Where Linux distributions, macOS and Windows keep fonts; users add folders with SCENETEXT_FONT_DIRS
 # (os.pathsep-separated).
 SYSTEM_FONT_DIRS = (
@@ -38,17 +40,7 @@ def find_font_files(font_dirs: Sequence[str | Path] | None = None) -> tuple[str,
         folders, required = [*extra, *SYSTEM_FONT_DIRS], set(extra)
     else:
         folders, required = [str(folder) for folder in font_dirs], {str(folder) for folder in font_dirs}
-    found = set()
-    for folder in folders:
-        root = Path(folder).expanduser()
-        if not root.is_dir():
-            if folder in required:
-                raise FileNotFoundError(f"font folder not found: {folder}")
-            continue
-        found.update(
-            str(path) for path in root.rglob("*") if path.suffix.lower() in FONT_SUFFIXES and path.is_file()
-        )
-    return tuple(sorted(found))
+    return find_files(folders, FONT_SUFFIXES, required, "font")
 
 
 def fonts_covering(charset: str, font_files: Iterable[str | Path]) -> tuple[str, ...]:

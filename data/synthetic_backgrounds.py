@@ -19,6 +19,8 @@ from PIL import Image
 
 from scenetext.pipelines.image_loading import load_rgb_image
 
+from .file_search import find_files
+
 BACKGROUND_KINDS = ("flat", "gradient", "texture", "clutter")
 # Regions of real photographs; needs image files (`find_photo_files`), so it is not among the defaults.
 PHOTO = "photo"
@@ -118,17 +120,10 @@ def find_photo_files(folders: Sequence[str | Path]) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=8)
 def _find_photo_files(folders: tuple[str, ...]) -> tuple[str, ...]:
-    found = set()
-    for folder in folders:
-        root = Path(folder).expanduser()
-        if not root.is_dir():
-            raise FileNotFoundError(f"background folder not found: {folder}")
-        found.update(
-            str(path) for path in root.rglob("*") if path.suffix.lower() in PHOTO_SUFFIXES and path.is_file()
-        )
+    found = find_files(folders, PHOTO_SUFFIXES, folders, "background")
     if folders and not found:
         raise FileNotFoundError(f"no images ({', '.join(PHOTO_SUFFIXES)}) under {', '.join(folders)}")
-    return tuple(sorted(found))
+    return found
 
 
 def apply_camera_effects(

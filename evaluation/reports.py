@@ -61,29 +61,31 @@ SCHEMA_VERSION = 1
 
 def recognition_scores_dict(scores: RecognitionScores) -> dict:
     """The SCORES block of the recognition JSON (rates in percent)."""
-    confidence = scores.mean_confidence
     return {
-        "num_samples": scores.num_samples,
-        "num_correct": scores.num_correct,
-        "num_dropped": scores.num_dropped,
-        "accuracy": 100 * scores.accuracy,
-        "one_minus_ned": 100 * scores.one_minus_ned,
-        "character_error_rate": 100 * scores.character_error_rate,
-        "mean_confidence": None if confidence is None else 100 * confidence,
+        **_counts_and_percentages(
+            scores,
+            ("num_samples", "num_correct", "num_dropped"),
+            ("accuracy", "one_minus_ned", "character_error_rate", "mean_confidence"),
+        ),
         "mean_label_length": scores.mean_label_length,
     }
 
 
 def detection_counts_dict(counts: DetectionCounts) -> dict:
     """Counts and rates (percent) of a detection or end-to-end result."""
-    return {
-        "num_gt_care": counts.num_gt_care,
-        "num_det_care": counts.num_det_care,
-        "num_matched": counts.num_matched,
-        "precision": 100 * counts.precision,
-        "recall": 100 * counts.recall,
-        "hmean": 100 * counts.hmean,
-    }
+    return _counts_and_percentages(
+        counts, ("num_gt_care", "num_det_care", "num_matched"), ("precision", "recall", "hmean")
+    )
+
+
+def _counts_and_percentages(result: object, counts: Sequence[str], rates: Sequence[str]) -> dict:
+    """The named attributes of `result` in the report's units: counts as they are, rates (fractions, or None
+    when there is nothing to rate) in percent."""
+    values = {name: getattr(result, name) for name in counts}
+    for name in rates:
+        rate = getattr(result, name)
+        values[name] = None if rate is None else 100 * rate
+    return values
 
 
 def combine(scores: Sequence[RecognitionScores]) -> RecognitionScores:

@@ -15,6 +15,7 @@ ids of the early-stopping decoding. The detector keeps batch, height and width d
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -100,15 +101,29 @@ def _session(path: Path):
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+def _export_folder(
+    folder: str | Path,
+    output: str | Path,
+    model_class: type,
+    processor_class: type,
+    export_model: Callable[[torch.nn.Module, Path], ExportCheck],
+) -> ExportCheck:
+    """Exports the model saved in `folder` with `export_model` and saves its processor and config beside the
+    ONNX file, which is all a deployment reads."""
+    output = Path(output)
+    model = model_class.from_pretrained(folder).eval()
+    check = export_model(model, output)
+    processor_class.from_pretrained(folder).save_pretrained(output)
+    model.config.save_pretrained(output)
+    return check
+
+
 def export_recognizer(folder: str | Path, output: str | Path) -> ExportCheck:
     """Exports the CLIP4STR folder to `output/model.onnx` (see `export_recognizer_model`) with its processor
     and config beside it."""
-    output = Path(output)
-    model = Clip4StrForSceneTextRecognition.from_pretrained(folder).eval()
-    check = export_recognizer_model(model, output)
-    Clip4StrProcessor.from_pretrained(folder).save_pretrained(output)
-    model.config.save_pretrained(output)
-    return check
+    return _export_folder(
+        folder, output, Clip4StrForSceneTextRecognition, Clip4StrProcessor, export_recognizer_model
+    )
 
 
 def export_recognizer_model(
@@ -149,12 +164,7 @@ def export_recognizer_model(
 def export_detector(folder: str | Path, output: str | Path) -> ExportCheck:
     """Exports the TCM folder to `output/model.onnx` (see `export_detector_model`) with its image processor and
     config beside it."""
-    output = Path(output)
-    model = TcmForSceneTextDetection.from_pretrained(folder).eval()
-    check = export_detector_model(model, output)
-    TcmImageProcessor.from_pretrained(folder).save_pretrained(output)
-    model.config.save_pretrained(output)
-    return check
+    return _export_folder(folder, output, TcmForSceneTextDetection, TcmImageProcessor, export_detector_model)
 
 
 def export_detector_model(

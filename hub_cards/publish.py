@@ -135,13 +135,9 @@ def publish_folder(
     create_pr: bool = False,
     dry_run_dir: str | Path | None = None,
     *,
-    training_config: object = None,
-    license: str = DEFAULT_LICENSE,
-    base_model: str | Sequence[str] | None = None,
-    datasets: Sequence[str] | None = None,
-    ocr_recognizer: str | None = None,
     commit_message: str | None = None,
     verify_timeout: float = 600,
+    **card_options: Any,
 ) -> str:
     """Publish the model saved in `folder` as the Hub repository `repo_id`.
 
@@ -157,25 +153,17 @@ def publish_folder(
             branch the pull request targets.
         create_pr: open a pull request instead of committing directly.
         dry_run_dir: write and verify the folder there, upload nothing.
-        training_config: the run's configuration (mapping, dataclass or YAML file), shown as the training
-            recipe.
-        license, base_model, datasets: card metadata.
-        ocr_recognizer: for a detector, the recognizer (Hub id) its card's scene-reading snippet pairs it
-            with (the `ocr` pipeline is then shown; it is not run by the verification, which has no
-            recognizer).
+        card_options: what `assemble_upload_folder` puts on the card besides `eval_json`: `training_config`
+            (the run's configuration, a mapping, dataclass or YAML file, shown as the training recipe),
+            `license`, `base_model`, `datasets` (card metadata) and `ocr_recognizer` (for a detector, the
+            recognizer (Hub id) its card's scene-reading snippet pairs it with: the `ocr` pipeline is then
+            shown; it is not run by the verification, which has no recognizer).
 
     Returns:
         The commit URL (the pull request URL with `create_pr`), or the dry-run folder.
     """
     check_repo_id(repo_id)
-    card_options: dict[str, Any] = {
-        "eval_json": eval_json,
-        "training_config": training_config,
-        "license": license,
-        "base_model": base_model,
-        "datasets": datasets,
-        "ocr_recognizer": ocr_recognizer,
-    }
+    card_options["eval_json"] = eval_json
     if dry_run_dir is not None:
         # A folder that fails the verification stays there, for a look at what would have been uploaded.
         destination = assemble_upload_folder(folder, dry_run_dir, repo_id, **card_options)

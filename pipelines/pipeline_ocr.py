@@ -5,22 +5,22 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
-from transformers import AutoModel, AutoProcessor, Pipeline, PreTrainedModel, ProcessorMixin
+from transformers import AutoModel, AutoProcessor, PreTrainedModel, ProcessorMixin
 
 from .crop_recognition import DEFAULT_CROP_MARGIN, recognize_regions
-from .image_loading import load_rgb_image, split_image_batch
-from .onnx_backend import OnnxRecognizer, on_backend_device
-from .pipeline_tcm import DETECTION_ARGUMENTS, detection_settings, detector_for_inference
+from .onnx_backend import OnnxRecognizer
+from .pipeline_tcm import DETECTION_ARGUMENTS, SceneTextDetectionPipeline, detection_settings
 from .reading_order_ocr import reading_order
 from .tiled_detection import detect_regions
 
 
-class OcrPipeline(Pipeline):
+class OcrPipeline(SceneTextDetectionPipeline):
     """Reads whole scenes: detect text regions, rectify each into a straight crop, recognize the crops.
 
-    The pipeline's model is the detector (TCM / DBNet, with its image processor); the recognizer (CLIP4STR,
-    with its processor) is a second folder given as `recognizer`:
+    The scene-text-detection pipeline, whose regions a recognizer then reads: the pipeline's model is the
+    detector (TCM / DBNet, with its image processor), the recognizer (CLIP4STR, with its processor) a second
+    folder given as `recognizer`. The detector and the cropping read the one image array `preprocess` loads,
+    so their coordinates agree:
 
     ```python
     from transformers import pipeline
@@ -53,11 +53,6 @@ class OcrPipeline(Pipeline):
     the processors saved beside it; the pipeline then runs on the CPU.
     """
 
-    _load_image_processor = True
-    _load_processor = False
-    _load_tokenizer = False
-    _load_feature_extractor = False
-
     def __init__(
         self,
         *args: Any,
@@ -67,7 +62,7 @@ class OcrPipeline(Pipeline):
         **kwargs: Any,
     ) -> None:
         dtype = kwargs.get("dtype")
-        super().__init__(*args, **on_backend_device(args, kwargs))
+        super().__init__(*args, **kwargs)
         if recognizer is None:
             raise ValueError(
                 "the ocr pipeline needs a recognizer: pipeline('ocr', model=DETECTOR, recognizer=RECOGNIZER, "
@@ -88,7 +83,6 @@ class OcrPipeline(Pipeline):
             )
         if recognizer_processor is None:
             raise ValueError("recognizer_processor is required when recognizer is a loaded model")
-        self.detector = detector_for_inference(self.model)
         if isinstance(recognizer, OnnxRecognizer):
             if self.device.type != recognizer.device.type:
                 raise ValueError(f"an OnnxRecognizer runs on the CPU, but the pipeline runs on {self.device}")
@@ -96,9 +90,6 @@ class OcrPipeline(Pipeline):
             recognizer = recognizer.to(self.device).eval()
         self.recognizer = recognizer
         self.recognizer_processor = recognizer_processor
-
-    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
-        return super().__call__(split_image_batch(inputs), **kwargs)
 
     def _sanitize_parameters(
         self,
@@ -123,10 +114,6 @@ class OcrPipeline(Pipeline):
                 raise ValueError(f"recognizer_batch_size must be >= 1, got {recognizer_batch_size}")
             forward["recognizer_batch_size"] = recognizer_batch_size
         return ({} if timeout is None else {"timeout": timeout}), forward, {}
-
-    def preprocess(self, image: Any, timeout: float | None = None) -> dict[str, np.ndarray]:
-        # the detector and the cropping read this one array, so their coordinates agree
-        return {"image": np.asarray(load_rgb_image(image, timeout=timeout))}
 
     def _forward(
         self,

@@ -28,10 +28,15 @@ def save_tiny_recognizer(folder: Path) -> Path:
     return folder
 
 
-def save_tiny_detector(folder: Path, image_processor: TcmImageProcessor | None = None) -> Path:
-    """The `tiny` TCM preset with seed-0 weights and `image_processor` (by default small test scales)."""
+def tiny_detector(**overrides) -> TcmForSceneTextDetection:
+    """The `tiny` TCM preset (with the config `overrides`) with seed-0 weights."""
     torch.manual_seed(0)
-    TcmForSceneTextDetection(TcmConfig.from_preset("tiny")).save_pretrained(folder)
+    return TcmForSceneTextDetection(TcmConfig.from_preset("tiny", **overrides))
+
+
+def save_tiny_detector(folder: Path, image_processor: TcmImageProcessor | None = None) -> Path:
+    """`tiny_detector()` and `image_processor` (by default small test scales)."""
+    tiny_detector().save_pretrained(folder)
     image_processor = image_processor or TcmImageProcessor(size={"shortest_edge": 64, "longest_edge": 128})
     image_processor.save_pretrained(folder)
     return folder

@@ -125,7 +125,6 @@ def tcm_parameter_groups(
 
 class DetectionTask(SourcedTask):
     metric_name = "hmean"
-    greater_is_better = True
     logged_scores = ("hmean", "precision", "recall")
 
     def __init__(self, config: TrainingConfig):

@@ -163,7 +163,6 @@ def sincos_position_codes(grid: tuple[int, int], width: int) -> torch.Tensor:
 
 class RecognitionTask(SourcedTask):
     metric_name = "accuracy"
-    greater_is_better = True
     logged_scores = ("accuracy", "one_minus_ned", "mean_confidence")
 
     def __init__(self, config: TrainingConfig):

@@ -25,6 +25,8 @@ class SourcedTask(ABC):
 
     processor: Any  # saved with every exported model, so the folder reads its own inputs
     logged_scores: tuple[str, ...]  # the attributes of `score`'s result that `evaluate` reports
+    # The score that selects the best checkpoint (`metric_name`) is a rate to raise for every task here.
+    greater_is_better = True
 
     def __init__(self, config: TrainingConfig):
         self.config = config

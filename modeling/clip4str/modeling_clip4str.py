@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -354,6 +354,31 @@ class Clip4StrDecoderCache:
         values[:, :, position : position + 1] = key_value[1]
         end = keys.shape[2] if self.full else position + 1
         return keys[:, :, :end], values[:, :, :end]
+
+
+def greedy_decoding(
+    step_logits: Callable[[torch.Tensor, int], torch.Tensor],
+    batch: int,
+    num_steps: int,
+    config: Clip4StrConfig,
+    device: torch.device,
+    stop_at_eos: bool,
+) -> torch.Tensor:
+    """Greedy autoregressive decoding: `step_logits(context, step)` gives the (B, 1, C) logits of step `step`
+    from the context tokens `context[:, : step + 1]` ([B] first), and each step's prediction becomes the next
+    step's context token. With `stop_at_eos` the loop ends once every sample has produced [E]. Returns the
+    logits of the steps run, (B, steps, C)."""
+    context = torch.full((batch, num_steps), config.pad_id, dtype=torch.long, device=device)
+    context[:, 0] = config.bos_id
+    steps = []
+    for step in range(num_steps):
+        logits = step_logits(context, step)
+        steps.append(logits)
+        if step + 1 < num_steps:
+            context[:, step + 1] = logits[:, 0].argmax(-1)
+            if stop_at_eos and bool((context == config.eos_id).any(dim=-1).all()):
+                break
+    return torch.cat(steps, dim=1)
 
 
 def permutation_attention_masks(permutation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -915,26 +940,19 @@ class Clip4StrForSceneTextRecognition(Clip4StrPreTrainedModel):
         num_steps: int,
         stop_at_eos: bool,
     ) -> torch.Tensor:
-        """One query per step, each step's prediction the next step's context token (the context starts with
-        [B]); the decoder's cache keeps the context keys/values of earlier steps. Returns the steps' logits."""
-        config = self.config
+        """`greedy_decoding` with one query per step; the decoder's cache keeps the context keys/values of
+        earlier steps, so a step runs on its own context token only. Returns the steps' logits."""
         reference = memory_key_values[0][0]
         batch = reference.shape[0]
-        context = torch.full((batch, num_steps), config.pad_id, dtype=torch.long, device=reference.device)
-        context[:, 0] = config.bos_id
         causal = torch.triu(torch.full((num_steps, num_steps), float("-inf"), device=reference.device), 1)
         # Without early stop the loop is static: attend over the whole preallocated cache, future slots masked.
         cache = Clip4StrDecoderCache(decoder, batch, num_steps, reference, full=not stop_at_eos)
-        steps = []
-        for step in range(num_steps):
+
+        def step_logits(context: torch.Tensor, step: int) -> torch.Tensor:
             key_mask = None if stop_at_eos else causal[step][None, None, None, :]
-            logits = decoder.step(context[:, step : step + 1], step, memory_key_values, cache, key_mask)
-            steps.append(logits)
-            if step + 1 < num_steps:
-                context[:, step + 1] = logits[:, 0].argmax(-1)
-                if stop_at_eos and bool((context == config.eos_id).any(dim=-1).all()):
-                    break
-        return torch.cat(steps, dim=1)
+            return decoder.step(context[:, step : step + 1], step, memory_key_values, cache, key_mask)
+
+        return greedy_decoding(step_logits, batch, num_steps, self.config, reference.device, stop_at_eos)
 
     def _beyond_official_stop(self, visual_logits: torch.Tensor) -> torch.Tensor:
         """With fixed steps: the positions after the step at which the official loop would have stopped (every

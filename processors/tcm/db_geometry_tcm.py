@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +70,20 @@ def as_polygon(points: object, name: str = "polygon") -> np.ndarray:
     if array.size and np.abs(array).max() > MAX_ABS_COORDINATE:
         raise ValueError(f"{name}: coordinates beyond +-{MAX_ABS_COORDINATE} px, got {array.tolist()}")
     return array
+
+
+def ignore_flags(ignore: Sequence[bool] | None, count: int) -> list[bool]:
+    """The don't-care flags of `count` polygons as given to the target makers: none ignored when `ignore` is
+    None; a ValueError when its length is not `count`."""
+    flags = [False] * count if ignore is None else [bool(flag) for flag in ignore]
+    if len(flags) != count:
+        raise ValueError(f"ignore has {len(flags)} flags for {count} polygons")
+    return flags
+
+
+def check_box_type(box_type: str) -> None:
+    if box_type not in ("quad", "poly"):
+        raise ValueError(f"box_type must be 'quad' or 'poly', got {box_type!r}")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -210,13 +225,9 @@ def make_db_targets(
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got height={height}, width={width}")
     points = [as_polygon(polygon, f"polygon {index}") for index, polygon in enumerate(polygons)]
-    if ignore is None:
-        ignore = [False] * len(points)
-    if len(ignore) != len(points):
-        raise ValueError(f"ignore has {len(ignore)} flags for {len(points)} polygons")
     ignored = [
-        bool(flag) or not _is_trainable(polygon, min_text_size)
-        for polygon, flag in zip(points, ignore, strict=True)
+        flag or not _is_trainable(polygon, min_text_size)
+        for polygon, flag in zip(points, ignore_flags(ignore, len(points)), strict=True)
     ]
 
     shrink_map = np.zeros((height, width), dtype=np.float32)
@@ -343,11 +354,6 @@ def _boundary(points: np.ndarray, box_type: str, unclip_ratio: float, min_size: 
     return region.astype(np.float64) if len(region) >= 4 else None
 
 
-def _check_box_type(box_type: str) -> None:
-    if box_type not in ("quad", "poly"):
-        raise ValueError(f"box_type must be 'quad' or 'poly', got {box_type!r}")
-
-
 def extract_text_boundaries(
     prob_map: np.ndarray,
     threshold: float = 0.3,
@@ -357,6 +363,7 @@ def extract_text_boundaries(
     min_size: float = 5,
     max_candidates: int = 3000,
     approx_ratio: float = 0.01,
+    one_pass_scoring: bool = True,
 ) -> list[tuple[np.ndarray, float]]:
     """Text boundaries of one (H, W) probability map, in its pixel coordinates, as (points (K, 2), score).
 
@@ -368,16 +375,21 @@ def extract_text_boundaries(
     not apply, as in TCM's released settings). At most `max_candidates` + 1 contours are examined: the
     official loop stops only after index `max_candidates`.
 
-    Gives exactly the boundaries and scores of `extract_text_boundaries_per_contour` (the official loop),
-    with the scores of all candidates computed in one pass (`_mean_inside_each`).
+    The scores of all candidates are computed in one pass (`_mean_inside_each`); `one_pass_scoring=False`
+    scores them the official way instead, each on a mask of its own bounding box (`_mean_inside`), with
+    exactly the same boundaries and scores (see `extract_text_boundaries_per_contour`).
     """
-    _check_box_type(box_type)
+    check_box_type(box_type)
     prob_map, contours = _text_contours(prob_map, threshold, max_candidates)
     candidates = [
         points for points in (_simplify(contour, approx_ratio) for contour in contours) if points is not None
     ]
+    if one_pass_scoring:
+        scores = _mean_inside_each(prob_map, candidates)
+    else:
+        scores = [_mean_inside(prob_map, points) for points in candidates]
     boundaries = []
-    for points, score in zip(candidates, _mean_inside_each(prob_map, candidates), strict=True):
+    for points, score in zip(candidates, scores, strict=True):
         if score < min_score:
             continue
         boundary = _boundary(points, box_type, unclip_ratio, min_size)
@@ -387,28 +399,8 @@ def extract_text_boundaries(
 
 
 def extract_text_boundaries_per_contour(
-    prob_map: np.ndarray,
-    threshold: float = 0.3,
-    box_type: str = "quad",
-    unclip_ratio: float = 1.5,
-    min_score: float = 0.3,
-    min_size: float = 5,
-    max_candidates: int = 3000,
-    approx_ratio: float = 0.01,
+    prob_map: np.ndarray, **settings: Any
 ) -> list[tuple[np.ndarray, float]]:
-    """`extract_text_boundaries` in the official order of work: one contour at a time, each scored on a mask
+    """`extract_text_boundaries` (same settings) in the official order of work: each contour scored on a mask
     of its own bounding box. Kept as the reference for tests and the detector benchmark's baseline."""
-    _check_box_type(box_type)
-    prob_map, contours = _text_contours(prob_map, threshold, max_candidates)
-    boundaries = []
-    for contour in contours:
-        points = _simplify(contour, approx_ratio)
-        if points is None:
-            continue
-        score = _mean_inside(prob_map, points)
-        if score < min_score:
-            continue
-        boundary = _boundary(points, box_type, unclip_ratio, min_size)
-        if boundary is not None:
-            boundaries.append((boundary, score))
-    return boundaries
+    return extract_text_boundaries(prob_map, **settings, one_pass_scoring=False)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .db_geometry_tcm import as_polygon, require_geometry_backends
+from .db_geometry_tcm import as_polygon, ignore_flags, require_geometry_backends
 
 try:
     import cv2
@@ -257,11 +257,8 @@ def make_fce_targets(
     (text region, center region, effective mask, Fourier maps) and TCM's `matching_region` (2, height // 32,
     width // 32): every text's region (whatever its size) and the effective mask."""
     require_geometry_backends()
-    flags = [False] * len(polygons) if ignore is None else list(ignore)
-    if len(flags) != len(polygons):
-        raise ValueError(f"ignore has {len(flags)} flags for {len(polygons)} polygons")
     texts, ignored = [], []
-    for index, (polygon, flag) in enumerate(zip(polygons, flags, strict=True)):
+    for index, (polygon, flag) in enumerate(zip(polygons, ignore_flags(ignore, len(polygons)), strict=True)):
         points = as_polygon(polygon, f"polygon {index}")
         if len(points) >= 3:
             (ignored if flag else texts).append(points)

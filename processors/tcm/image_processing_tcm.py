@@ -14,7 +14,13 @@ import torch
 from PIL import Image, ImageOps
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 
-from .db_geometry_tcm import as_polygon, extract_text_boundaries, make_db_targets
+from .db_geometry_tcm import (
+    as_polygon,
+    check_box_type,
+    extract_text_boundaries,
+    ignore_flags,
+    make_db_targets,
+)
 from .fce_geometry_tcm import (
     FCE_LEVEL_RANGES,
     FCE_POST_PROCESSING,
@@ -424,8 +430,7 @@ class TcmImageProcessor(BaseImageProcessor):
             )
         resolved = {**POST_PROCESSING_PRESETS["mmocr"], **setting}
         resolved.update({key: value for key, value in overrides.items() if value is not None})
-        if resolved["box_type"] not in ("quad", "poly"):
-            raise ValueError(f"box_type must be 'quad' or 'poly', got {resolved['box_type']!r}")
+        check_box_type(resolved["box_type"])
         return resolved
 
     # --------------------------------------------------------------------------------------------------------
@@ -597,9 +602,7 @@ class TcmImageProcessor(BaseImageProcessor):
         out of `shrink_mask` and absent from the other maps. Malformed coordinates raise a ValueError.
         """
         height, width = (int(side) for side in image_size)
-        flags = [False] * len(polygons) if ignore is None else [bool(flag) for flag in ignore]
-        if len(flags) != len(polygons):
-            raise ValueError(f"ignore has {len(flags)} flags for {len(polygons)} polygons")
+        flags = ignore_flags(ignore, len(polygons))
         if texts is not None:
             if len(texts) != len(polygons):
                 raise ValueError(f"texts has {len(texts)} entries for {len(polygons)} polygons")

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .db_geometry_tcm import as_polygon, require_geometry_backends, shrink_polygon
+from .db_geometry_tcm import (
+    as_polygon,
+    check_box_type,
+    ignore_flags,
+    require_geometry_backends,
+    shrink_polygon,
+)
 
 try:
     import cv2
@@ -64,9 +70,7 @@ def make_pan_targets(
     A polygon is numbered by its position among all `polygons`, as mmocr numbers `gt_masks`; one that vanishes
     when shrunk is left out of that map. Polygons with fewer than 3 points are left out everywhere."""
     require_geometry_backends()
-    flags = [False] * len(polygons) if ignore is None else list(ignore)
-    if len(flags) != len(polygons):
-        raise ValueError(f"ignore has {len(flags)} flags for {len(polygons)} polygons")
+    flags = ignore_flags(ignore, len(polygons))
     maps = [np.zeros((height, width), np.float32) for _ in shrink_ratios]
     effective = np.ones((height, width), np.uint8)
     cared = [
@@ -176,8 +180,7 @@ def extract_pan_boundaries(
     min_kernel_confidence inside text, 4-connected kernel components grown by `group_pixels`, texts with fewer
     than `min_text_area` pixels or a mean probability <= `min_text_average_confidence` dropped."""
     require_geometry_backends()
-    if box_type not in ("quad", "poly"):
-        raise ValueError(f"box_type must be 'quad' or 'poly', got {box_type!r}")
+    check_box_type(box_type)
     pan_maps = np.asarray(pan_maps, dtype=np.float32)
     if pan_maps.ndim != 3 or pan_maps.shape[0] != 6:
         raise ValueError(f"expected PAN maps of shape (6, h, w), got {pan_maps.shape}")

@@ -1,6 +1,5 @@
 """Smoke run of the detector benchmark at the tiny preset: the record's keys and values are consistent."""
 
-import json
 import runpy
 from pathlib import Path
 
@@ -11,11 +10,8 @@ STAGES = ("preprocess", "model", "postprocess")
 
 
 @pytest.mark.slow
-def test_detector_benchmark_tiny_writes_a_consistent_record(tmp_path):
-    out = tmp_path / "detector.json"
-    main = runpy.run_path(str(DETECTOR))["main"]
-    main(["--preset", "tiny", "--batch-size", "1", "--repeats", "1", "--json", str(out)])
-    record = json.loads(out.read_text())
+def test_detector_benchmark_tiny_writes_a_consistent_record(benchmark_record):
+    record = benchmark_record("detector", "--preset", "tiny", "--batch-size", "1", "--repeats", "1")
 
     assert record["preset"] == "tiny" and record["batch_size"] == 1 and record["dtype"] == "fp32"
     assert record["input_size"] == [1024, 1824]  # the ICDAR2015 test scale of a 720x1280 scene, padded
@@ -42,11 +38,8 @@ def test_detector_benchmark_rejects_unknown_preset():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("head", ["pan", "fcenet"])
-def test_detector_benchmark_compares_a_head_with_dbnet(head, tmp_path):
-    out = tmp_path / "heads.json"
-    main = runpy.run_path(str(DETECTOR))["main"]
-    main(["--preset", "tiny", "--head", head, "--repeats", "1", "--json", str(out)])
-    record = json.loads(out.read_text())
+def test_detector_benchmark_compares_a_head_with_dbnet(head, benchmark_record):
+    record = benchmark_record("detector", "--preset", "tiny", "--head", head, "--repeats", "1")
     assert record["head"] == head and record["input_size"] == [1024, 1824]
     assert record["dbnet_model_s"] > 0 and record[f"{head}_model_s"] > 0
     assert record["speed_relative_to_dbnet"] == pytest.approx(
@@ -61,12 +54,9 @@ def test_detector_benchmark_rejects_an_unknown_head():
 
 
 @pytest.mark.slow
-def test_detector_benchmark_times_the_onnx_runtime_files(tmp_path):
+def test_detector_benchmark_times_the_onnx_runtime_files(benchmark_record):
     pytest.importorskip("onnxruntime", reason="--onnx needs the [onnx] extra")
-    out = tmp_path / "detector.json"
-    main = runpy.run_path(str(DETECTOR))["main"]
-    main(["--preset", "tiny", "--batch-size", "1", "--repeats", "1", "--onnx", "--json", str(out)])
-    record = json.loads(out.read_text())
+    record = benchmark_record("detector", "--preset", "tiny", "--batch-size", "1", "--repeats", "1", "--onnx")
     for side in ("onnx", "onnx_int8"):
         assert record[f"{side}_speedup"] == pytest.approx(
             record[f"{side}_images_per_s"] / record["baseline_images_per_s"]

@@ -1,6 +1,5 @@
 """Smoke run of the training benchmark at the tiny presets: the record's keys and values are consistent."""
 
-import json
 import math
 import runpy
 from pathlib import Path
@@ -12,11 +11,10 @@ TRAIN = Path(__file__).resolve().parents[2] / "benchmarks" / "train.py"
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("task", "image_side"), [("recognizer", 32), ("detector", 128)])
-def test_train_benchmark_tiny_writes_a_consistent_record(tmp_path, task, image_side):
-    out = tmp_path / "train.json"
-    main = runpy.run_path(str(TRAIN))["main"]
-    main(["--task", task, "--preset", "tiny", "--batch-size", "2", "--steps", "2", "--json", str(out)])
-    record = json.loads(out.read_text())
+def test_train_benchmark_tiny_writes_a_consistent_record(benchmark_record, task, image_side):
+    record = benchmark_record(
+        "train", "--task", task, "--preset", "tiny", "--batch-size", "2", "--steps", "2"
+    )
     assert record["task"] == task and record["preset"] == "tiny" and record["device"] == "cpu"
     # The tiny recipes' inputs: 32 x 32 word crops, 128 x 128 scene crops.
     assert record["input_shape"] == [2, 3, image_side, image_side]

@@ -1,6 +1,5 @@
 """Smoke run of the recognizer benchmark at the tiny preset: the record's keys and values are consistent."""
 
-import json
 import runpy
 from pathlib import Path
 
@@ -9,11 +8,8 @@ import pytest
 RECOGNIZER = Path(__file__).resolve().parents[2] / "benchmarks" / "recognizer.py"
 
 
-def test_recognizer_benchmark_tiny_writes_a_consistent_record(tmp_path):
-    out = tmp_path / "recognizer.json"
-    main = runpy.run_path(str(RECOGNIZER))["main"]
-    main(["--preset", "tiny", "--batch-size", "2", "--repeats", "1", "--json", str(out)])
-    record = json.loads(out.read_text())
+def test_recognizer_benchmark_tiny_writes_a_consistent_record(benchmark_record):
+    record = benchmark_record("recognizer", "--preset", "tiny", "--batch-size", "2", "--repeats", "1")
     assert record["preset"] == "tiny" and record["batch_size"] == 2
     assert record["decoding_steps"] == 26
     assert record["images_per_s"] > 0 and record["baseline_images_per_s"] > 0
@@ -32,22 +28,20 @@ def test_recognizer_benchmark_rejects_unknown_preset():
         run("vit-xxl", 2, "fp32", "cpu", 1)
 
 
-def test_recognizer_benchmark_int8_quantizes_and_reports_agreement(tmp_path):
-    out = tmp_path / "recognizer.json"
-    main = runpy.run_path(str(RECOGNIZER))["main"]
-    main(["--preset", "tiny", "--batch-size", "2", "--repeats", "1", "--dtype", "int8", "--json", str(out)])
-    record = json.loads(out.read_text())
+def test_recognizer_benchmark_int8_quantizes_and_reports_agreement(benchmark_record):
+    record = benchmark_record(
+        "recognizer", "--preset", "tiny", "--batch-size", "2", "--repeats", "1", "--dtype", "int8"
+    )
     assert record["dtype"] == "int8" and 0.0 <= record["ids_agreement"] <= 1.0
     assert record["fp32_ids_identical"] is True
 
 
 @pytest.mark.slow
-def test_recognizer_benchmark_times_the_onnx_runtime_files(tmp_path):
+def test_recognizer_benchmark_times_the_onnx_runtime_files(benchmark_record):
     pytest.importorskip("onnxruntime", reason="--onnx needs the [onnx] extra")
-    out = tmp_path / "recognizer.json"
-    main = runpy.run_path(str(RECOGNIZER))["main"]
-    main(["--preset", "tiny", "--batch-size", "2", "--repeats", "1", "--onnx", "--json", str(out)])
-    record = json.loads(out.read_text())
+    record = benchmark_record(
+        "recognizer", "--preset", "tiny", "--batch-size", "2", "--repeats", "1", "--onnx"
+    )
     assert record["onnx_fp32_ids_agreement"] == 1.0  # the export's own check: the same ids as PyTorch
     assert 0.0 <= record["onnx_int8_ids_agreement"] <= 1.0
     for side in ("onnx_fp32", "onnx_int8"):

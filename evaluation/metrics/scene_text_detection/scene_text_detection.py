@@ -12,6 +12,7 @@ from scenetext.evaluation.metrics.detection import (
     TextRegions,
     score_detection,
 )
+from scenetext.evaluation.metrics.metric_info import metric_info
 
 _DESCRIPTION = """Dataset precision, recall and hmean from summed counts, as the ICDAR 2015 script: greedy one-to-one
 matching at IoU > 0.5; ground truth transcribed `###` is don't care and removes the detections it covers by more
@@ -32,19 +33,16 @@ _POLYGONS = datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class SceneTextDetection(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": _POLYGONS,
-                    "references": {
-                        "polygons": _POLYGONS,
-                        "transcriptions": datasets.Sequence(datasets.Value("string")),
-                    },
-                }
-            ),
+        return metric_info(
+            _DESCRIPTION,
+            _KWARGS_DESCRIPTION,
+            {
+                "predictions": _POLYGONS,
+                "references": {
+                    "polygons": _POLYGONS,
+                    "transcriptions": datasets.Sequence(datasets.Value("string")),
+                },
+            },
         )
 
     def _compute(

@@ -6,6 +6,7 @@ loaded with `evaluate.load(<this folder>)`; the numbers are that function's.
 import datasets
 import evaluate
 
+from scenetext.evaluation.metrics.metric_info import metric_info
 from scenetext.evaluation.metrics.recognition import DEFAULT_PROTOCOL, MAX_LABEL_LENGTH, score_recognition
 
 _DESCRIPTION = """Word accuracy and 1 - normalised edit distance, the scene text recognition numbers of parseq and
@@ -30,13 +31,10 @@ Returns:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class SceneTextRecognition(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
+        return metric_info(
+            _DESCRIPTION,
+            _KWARGS_DESCRIPTION,
+            {"predictions": datasets.Value("string"), "references": datasets.Value("string")},
         )
 
     def _compute(

@@ -31,6 +31,12 @@ def _load_converted(modules: dict[str, torch.nn.Module], fixture: dict[str, torc
         module.eval()
 
 
+def _assert_official_losses(losses: dict, expected: dict, **official_names: str) -> None:
+    """Each of our `losses` (keyword) equals the official value of the name it is given (value)."""
+    for ours, official in official_names.items():
+        assert losses[ours].item() == pytest.approx(expected[official], rel=1e-5), ours
+
+
 def test_pan_neck_and_head_match_the_official_modules(heads_dir):
     fixture = load_file(heads_dir / "pan_head.safetensors")
     features = [fixture[f"input{i}"] for i in range(4)]
@@ -63,13 +69,14 @@ def test_pan_losses_match_the_official_values(heads_dir):
         "effective_mask": torch.stack([arrays[f"{i}_gt_mask"] for i in range(2)]).float(),
     }
     losses = pan_losses(arrays["loss_preds"], labels, TcmConfig(head_type="pan"))
-    for ours, official in (
-        ("text_loss", "loss_text"),
-        ("kernel_loss", "loss_kernel"),
-        ("aggregation_loss", "loss_aggregation"),
-        ("discrimination_loss", "loss_discrimination"),
-    ):
-        assert losses[ours].item() == pytest.approx(expected[official], rel=1e-5), ours
+    _assert_official_losses(
+        losses,
+        expected,
+        text_loss="loss_text",
+        kernel_loss="loss_kernel",
+        aggregation_loss="loss_aggregation",
+        discrimination_loss="loss_discrimination",
+    )
     matching = pan_matching_loss(arrays["loss_matching"], labels, 3.0)
     assert matching.item() == pytest.approx(expected["loss_pix_cls"], rel=1e-5)
 
@@ -87,13 +94,14 @@ def test_fcenet_losses_match_the_official_values(heads_dir):
         labels,
         TcmConfig(head_type="fcenet"),
     )
-    for ours, official in (
-        ("text_loss", "loss_text"),
-        ("center_loss", "loss_center"),
-        ("regression_x_loss", "loss_reg_x"),
-        ("regression_y_loss", "loss_reg_y"),
-    ):
-        assert losses[ours].item() == pytest.approx(expected[official], rel=1e-5), ours
+    _assert_official_losses(
+        losses,
+        expected,
+        text_loss="loss_text",
+        center_loss="loss_center",
+        regression_x_loss="loss_reg_x",
+        regression_y_loss="loss_reg_y",
+    )
     # TCM's auxiliary loss, image by image (the official one mixes the images of a batch)
     for index in range(2):
         matching = arrays[f"{index}_matching"]

@@ -21,13 +21,9 @@ from scenetext.modeling.tcm.modeling_tcm import (
     masked_l1_loss,
     resize_position_embedding,
 )
+from tests.tiny_models import tiny_detector
 
 LABEL_KEYS = ("shrink_map", "shrink_mask", "threshold_map", "threshold_mask")
-
-
-def tiny_model(**overrides) -> TcmForSceneTextDetection:
-    torch.manual_seed(0)
-    return TcmForSceneTextDetection(TcmConfig.from_preset("tiny", **overrides))
 
 
 def rectangle_labels(batch: int, height: int, width: int) -> dict[str, torch.Tensor]:
@@ -59,7 +55,7 @@ def official_loss_inputs(fixtures_dir):
 
 def test_db_loss_matches_official(official_loss_inputs):
     outputs, labels, expected = official_loss_inputs
-    model = tiny_model()
+    model = tiny_detector()
     head = outputs["head_out"]
 
     losses = model.compute_loss(head[:, :1], head[:, 1:2], head[:, 2:], outputs["score_map"], labels)
@@ -78,7 +74,7 @@ def test_db_loss_matches_official(official_loss_inputs):
 @pytest.mark.parametrize("image", [0, 1])
 def test_matching_loss_of_single_images_matches_official(official_loss_inputs, image):
     outputs, labels, expected = official_loss_inputs
-    model = tiny_model()
+    model = tiny_detector()
     head = outputs["head_out"][image : image + 1]
     single = {key: value[image : image + 1] for key, value in labels.items()}
 
@@ -108,7 +104,7 @@ def test_dice_and_l1_respect_masks():
 
 
 def test_forward_backward_reaches_prompts_but_not_the_frozen_text_tower():
-    model = tiny_model().train()
+    model = tiny_detector().train()
     outputs = model(torch.randn(2, 3, 64, 96), labels=rectangle_labels(2, 64, 96))
 
     assert outputs.prob_map.shape == outputs.thresh_map.shape == outputs.binary_map.shape == (2, 1, 64, 96)
@@ -130,14 +126,14 @@ def test_forward_backward_reaches_prompts_but_not_the_frozen_text_tower():
 
 
 def test_text_tower_trains_when_not_frozen():
-    model = tiny_model(freeze_text_encoder=False).train()
+    model = tiny_detector(freeze_text_encoder=False).train()
     model(torch.randn(1, 3, 64, 64), labels=rectangle_labels(1, 64, 64)).loss.backward()
     assert model.text_encoder.text_projection.weight.grad.abs().sum() > 0
 
 
 @pytest.mark.slow
 def test_training_segments_a_text_rectangle():
-    model = tiny_model().train()
+    model = tiny_detector().train()
     generator = torch.Generator().manual_seed(0)
     labels = rectangle_labels(1, 64, 64)
     pixels = 0.3 * torch.randn(1, 3, 64, 64, generator=generator) + 2 * labels["shrink_map"][:, None]
@@ -159,7 +155,7 @@ def test_training_segments_a_text_rectangle():
 
 
 def test_bf16_autocast_forward_and_loss():
-    model = tiny_model().eval()
+    model = tiny_detector().eval()
     pixels = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         reference = model(pixels).prob_map
@@ -170,7 +166,7 @@ def test_bf16_autocast_forward_and_loss():
 
 
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
-    model = tiny_model(layers=(2, 1, 1, 1)).train()
+    model = tiny_detector(layers=(2, 1, 1, 1)).train()
     checkpointed = copy.deepcopy(model)
     # transformers >= 5.24 renames gradient_checkpointing_enable (kept as a deprecated alias)
     enable = (
@@ -204,7 +200,7 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
 
 
 def test_forward_raises_no_future_warning():
-    model = tiny_model().eval()
+    model = tiny_detector().eval()
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         with torch.no_grad():
@@ -212,7 +208,7 @@ def test_forward_raises_no_future_warning():
 
 
 def test_config_with_a_key_this_version_does_not_know_still_loads(tmp_path):
-    model = tiny_model().eval()
+    model = tiny_detector().eval()
     model.save_pretrained(tmp_path)
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "fast_inference": True}))
@@ -223,7 +219,7 @@ def test_config_with_a_key_this_version_does_not_know_still_loads(tmp_path):
 
 
 def test_probability_map_alone_skips_the_threshold_branch():
-    model = tiny_model().eval()
+    model = tiny_detector().eval()
     pixels = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         full = model(pixels)
@@ -235,7 +231,7 @@ def test_probability_map_alone_skips_the_threshold_branch():
 
 
 def test_save_load_round_trip_gives_identical_outputs(tmp_path):
-    model = tiny_model().eval()
+    model = tiny_detector().eval()
     model.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"] == {
@@ -258,7 +254,7 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path):
 
 
 def test_matching_map_can_join_an_earlier_stage():
-    model = tiny_model(matching_stage_index=2).eval()
+    model = tiny_detector(matching_stage_index=2).eval()
     assert model.neck.lateral_convs[2].in_channels == model.config.stage_channels[2] + 1
     assert model(torch.randn(1, 3, 64, 64)).prob_map.shape == (1, 1, 64, 64)
 
@@ -358,11 +354,11 @@ def test_presets_and_config_validation():
 )
 def test_bad_pixel_values_are_explained(pixels, error, message):
     with pytest.raises(error, match=message):
-        tiny_model()(pixels)
+        tiny_detector()(pixels)
 
 
 def test_bad_labels_are_explained():
-    model = tiny_model()
+    model = tiny_detector()
     pixels = torch.zeros(1, 3, 64, 64)
     labels = rectangle_labels(1, 64, 64)
     with pytest.raises(ValueError, match=r"missing \['threshold_mask'\]"):
@@ -382,7 +378,7 @@ def test_image_processor_targets_train_the_model_and_post_processing_finds_the_t
     image = np.random.default_rng(0).integers(0, 60, size=(64, 96, 3), dtype=np.uint8)
     image[20:44, 16:80] = 230
     batch = processor([image], polygons=[[[[16, 20], [80, 20], [80, 44], [16, 44]]]])
-    model = tiny_model().train()
+    model = tiny_detector().train()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(100):
         optimizer.zero_grad()

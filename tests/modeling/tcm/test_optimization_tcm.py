@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from scenetext.assets import DEFAULTS_DIR, SAMPLES_DIR
-from scenetext.modeling.tcm import TcmConfig, TcmForSceneTextDetection
+from scenetext.modeling.tcm import TcmForSceneTextDetection
 from scenetext.modeling.tcm.modeling_tcm import TcmFpnc
 from scenetext.modeling.tcm.optimization_tcm import (
     FusedDbBranch,
@@ -17,6 +17,7 @@ from scenetext.modeling.tcm.optimization_tcm import (
     optimize_for_inference,
 )
 from scenetext.processors.tcm import TcmImageProcessor
+from tests.tiny_models import tiny_detector
 
 MAP_KEYS = ("prob_map", "thresh_map", "matching_map", "text_embeddings")
 
@@ -24,8 +25,7 @@ MAP_KEYS = ("prob_map", "thresh_map", "matching_map", "text_embeddings")
 def model_with_trained_batch_norms(**overrides) -> TcmForSceneTextDetection:
     """The tiny model with batch-norm statistics away from their identity initialisation, so that folding
     them into the convolutions is not a no-op."""
-    torch.manual_seed(0)
-    model = TcmForSceneTextDetection(TcmConfig.from_preset("tiny", **overrides))
+    model = tiny_detector(**overrides)
     generator = torch.Generator().manual_seed(1)
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
