@@ -237,6 +237,13 @@ def run(
         "baseline_cpu_images_per_s": batch_size / total(cpu, "baseline"),
         "cpu_speedup": total(cpu, "baseline") / total(cpu, "ours"),
     }
+    for side in ("onnx", "onnx_int8") if onnx else ():
+        record[f"{side}_images_per_s"] = batch_size / total(wall, side)
+        record[f"{side}_speedup"] = total(wall, "baseline") / total(wall, side)
+        record[f"{side}_cpu_speedup"] = total(cpu, "baseline") / total(cpu, side)
+        record[f"{side}_max_abs_prob_map_difference"] = float(
+            (base_prob.float() - outputs[side][1]).abs().max()
+        )
     for kind, times in (("s", wall), ("cpu_s", cpu)):
         for key, values in times.items():
             side, stage = key.split("_", 1)
@@ -246,19 +253,6 @@ def run(
     record.update(
         {
             "max_abs_prob_map_difference": float((base_prob.float() - ours_prob).abs().max()),
-            **{
-                key: value
-                for side in ("onnx", "onnx_int8")
-                if side in steps
-                for key, value in {
-                    f"{side}_images_per_s": batch_size / total(wall, side),
-                    f"{side}_speedup": total(wall, "baseline") / total(wall, side),
-                    f"{side}_cpu_speedup": total(cpu, "baseline") / total(cpu, side),
-                    f"{side}_max_abs_prob_map_difference": float(
-                        (base_prob.float() - outputs[side][1]).abs().max()
-                    ),
-                }.items()
-            },
             "detections": sum(len(result["polygons"]) for result in outputs["ours"][2]),
             "postprocess_identical": _same_detections(outputs["ours"][2], outputs["baseline"][2]),
             "load_average_before": load_before,
